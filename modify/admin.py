@@ -1,0 +1,106 @@
+"""Staff oversight: tasks, API keys and what each key has spent.
+
+Secrets are write-only here: the form takes a new secret, the pages only
+ever show its last four characters.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, Q
+
+from modify import backend, provider
+from modify.models import ApiKey, ModifyTask
+
+
+class ApiKeyForm(forms.ModelForm):
+    new_secret = forms.CharField(
+        label="Secret",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Paste the key from kie.ai. It is encrypted at rest and never shown again; leave empty to keep the current one.",
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["label", "owner", "is_active"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.instance.pk and not cleaned.get("new_secret"):
+            self.add_error("new_secret", "A new key needs its secret.")
+        return cleaned
+
+    def save(self, commit=True):
+        if self.cleaned_data.get("new_secret"):
+            self.instance.secret = self.cleaned_data["new_secret"]
+        return super().save(commit)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    form = ApiKeyForm
+    list_display = ["label", "masked", "owner", "is_active", "task_count", "succeeded_count", "last_used_at"]
+    list_filter = ["is_active"]
+    search_fields = ["label", "owner__username"]
+    readonly_fields = ["masked", "created_at", "last_used_at"]
+    actions = ["check_credits"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("owner")
+            .annotate(
+                task_total=Count("tasks"),
+                succeeded_total=Count("tasks", filter=Q(tasks__state=ModifyTask.State.SUCCEEDED)),
+            )
+        )
+
+    @admin.display(description="Key")
+    def masked(self, obj):
+        return obj.masked if obj.last4 else "—"
+
+    @admin.display(description="Tasks", ordering="task_total")
+    def task_count(self, obj):
+        return obj.task_total
+
+    @admin.display(description="Succeeded", ordering="succeeded_total")
+    def succeeded_count(self, obj):
+        return obj.succeeded_total
+
+    @admin.action(description="Check remaining credits with the provider")
+    def check_credits(self, request, queryset):
+        for api_key in queryset:
+            try:
+                credits = backend.client(api_key.secret).credit()
+            except (provider.ProviderError, ValueError) as error:
+                self.message_user(request, f"{api_key}: {error}", messages.ERROR)
+            else:
+                self.message_user(request, f"{api_key}: {credits} credits left.", messages.SUCCESS)
+
+
+@admin.register(ModifyTask)
+class ModifyTaskAdmin(admin.ModelAdmin):
+    list_display = ["prompt_short", "owner", "state", "is_sandbox", "api_key", "created_at", "finished_at", "shared"]
+    list_filter = ["state", "failed_stage", "is_sandbox", "shared", "source_kind"]
+    search_fields = ["prompt", "provider_task_id", "owner__username", "error_message"]
+    date_hierarchy = "created_at"
+    list_select_related = ["owner", "api_key"]
+    exclude = ["callback_token"]
+    readonly_fields = [
+        f.name for f in ModifyTask._meta.fields if f.name not in ("shared", "callback_token")
+    ]
+    actions = ["mark_failed"]
+
+    @admin.display(description="Prompt", ordering="prompt")
+    def prompt_short(self, obj):
+        return obj.prompt[:60]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Stop the selected tasks (mark them failed)")
+    def mark_failed(self, request, queryset):
+        stopped = sum(task.fail(f"Stopped by staff ({request.user.get_username()}).") for task in queryset.active())
+        self.message_user(request, f"Stopped {stopped} task(s).")

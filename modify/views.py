@@ -1,0 +1,119 @@
+"""The studio, task pages and gallery: thin views over ``lifecycle`` and the models.
+
+Pages define their swappable fragments inline (``{% partialdef %}``) and a
+view renders ``page.html#fragment`` for htmx requests; every link keeps a
+real ``href`` so the pages also work without JavaScript.
+"""
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from modify import lifecycle
+from modify.forms import SubmitForm
+from modify.models import ModifyTask
+
+# htmx stops polling when a response has this status.
+HTMX_STOP_POLLING = 286
+STUDIO_TASKS = 30
+GALLERY_PAGE_SIZE = 24
+
+
+def _visible_tasks(user):
+    """Mine, and the team's shared ones."""
+    return ModifyTask.objects.filter(Q(owner=user) | Q(shared=True))
+
+
+def _remix_source(request, remix_id):
+    """A succeeded task the user may see, whose result becomes a new source."""
+    if not remix_id:
+        return None
+    return _visible_tasks(request.user).filter(pk=remix_id, state=ModifyTask.State.SUCCEEDED).first()
+
+
+def _studio_context(request, form):
+    tasks = ModifyTask.objects.filter(owner=request.user)[:STUDIO_TASKS]
+    return {"form": form, "tasks": tasks}
+
+
+@login_required
+@require_GET
+def studio(request):
+    remix_of = _remix_source(request, request.GET.get("remix"))
+    form = SubmitForm(remix_of=remix_of, initial={"prompt": remix_of.prompt if remix_of else ""})
+    return render(request, "modify/studio.html", _studio_context(request, form))
+
+
+@login_required
+@require_POST
+def submit(request):
+    remix_of = _remix_source(request, request.POST.get("remix_of"))
+    form = SubmitForm(request.POST, request.FILES, remix_of=remix_of)
+    if not form.is_valid():
+        template = "modify/studio.html#submit-form" if request.htmx else "modify/studio.html"
+        return render(request, template, _studio_context(request, form), status=200 if request.htmx else 422)
+    data = form.cleaned_data
+    task = lifecycle.accept(
+        request.user,
+        data["prompt"],
+        upload=data.get("video"),
+        url=data.get("video_url", ""),
+        watermark=data.get("watermark", ""),
+        duration=getattr(form, "video_duration", None),
+        remix_of=remix_of,
+    )
+    if not request.htmx:
+        return redirect("studio")
+    return render(request, "modify/studio.html#submitted", {"form": SubmitForm(), "task": task})
+
+
+@login_required
+@require_GET
+def task_status(request, pk):
+    """The status card; only reads the database; 286 once terminal so htmx stops polling."""
+    task = get_object_or_404(ModifyTask, pk=pk, owner=request.user)
+    response = render(request, "modify/studio.html#task-card", {"task": task})
+    if task.is_terminal and request.htmx:
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
+@login_required
+@require_GET
+def task_detail(request, pk):
+    task = get_object_or_404(_visible_tasks(request.user).select_related("owner", "remix_of"), pk=pk)
+    return render(request, "modify/task_detail.html", {"task": task})
+
+
+@login_required
+@require_POST
+def task_share(request, pk):
+    task = get_object_or_404(ModifyTask, pk=pk, owner=request.user)
+    ModifyTask.objects.filter(pk=task.pk).update(shared=request.POST.get("shared") == "1")
+    return redirect("task-detail", pk=task.pk)
+
+
+@login_required
+@require_GET
+def gallery(request):
+    results = ModifyTask.objects.in_gallery().select_related("owner").order_by("-finished_at")
+    page = Paginator(results, GALLERY_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "modify/gallery.html", {"page": page})
+
+
+@login_required
+@require_GET
+def media(request, path):
+    """Archived media, only for signed-in users: sources and results are the team's own."""
+    from modify.media_response import serve_media
+
+    if not path.startswith(("sources/", "results/")):
+        raise Http404
+    return serve_media(request, path)
+
+
+def healthz(request):
+    return HttpResponse("ok", content_type="text/plain")

@@ -1,0 +1,89 @@
+"""The provider's answer envelope, bearer auth and injected faults, as one decorator.
+
+Every sandbox API view is wrapped in ``api_view``: it answers 404 when the
+sandbox is switched off, checks the bearer key against ``SANDBOX_API_KEYS``,
+applies request-level faults, and turns ``ApiError`` and malformed input into
+the documented ``{"code", "msg", "data"}`` envelope instead of a traceback.
+"""
+
+import functools
+import hmac
+import json
+import logging
+import time
+
+from django.conf import settings
+from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from sandbox import faults
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, code, msg):
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+
+
+def envelope(data=None, code=200, msg="success", **extra):
+    return JsonResponse({"code": code, "msg": msg, "data": data, **extra})
+
+
+def bearer_key(request):
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return None
+    key = key.strip()
+    if any(hmac.compare_digest(key, allowed) for allowed in settings.SANDBOX_API_KEYS):
+        return key
+    return None
+
+
+def json_body(request):
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(422, "The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise ApiError(422, "The request body must be a JSON object.")
+    return body
+
+
+def require_sandbox_enabled():
+    if not settings.SANDBOX_ENABLED:
+        raise Http404("The sandbox is not enabled.")
+
+
+def api_view(methods, upload=False):
+    """Wrap a view ``fn(request, api_key)`` returning the envelope's ``data``."""
+
+    def decorate(fn):
+        @csrf_exempt
+        @functools.wraps(fn)
+        def view(request, *args, **kwargs):
+            require_sandbox_enabled()
+            extra = {"success": False} if upload else {}
+            if request.method not in methods:
+                return envelope(None, 405, f"Method {request.method} is not allowed here.", **extra)
+            if delay := faults.delay_seconds():
+                time.sleep(delay)
+            api_key = bearer_key(request)
+            if api_key is None:
+                return envelope(None, 401, "Unauthorized: missing or invalid API key.", **extra)
+            if code := faults.request_fault_code():
+                return envelope(None, code, faults.REQUEST_MESSAGES[code], **extra)
+            try:
+                data = fn(request, api_key, *args, **kwargs)
+            except ApiError as error:
+                return envelope(None, error.code, error.msg, **extra)
+            if upload:
+                return envelope(data, 200, "File uploaded successfully", success=True)
+            return envelope(data)
+
+        return view
+
+    return decorate

@@ -1,0 +1,150 @@
+"""Shared fixtures: real services, a real django-q2 cluster, a real browser.
+
+CI sets ``REQUIRE_POSTGRES``, ``REQUIRE_REDIS`` and ``REQUIRE_BROWSER``: then
+a missing service fails the run instead of skipping tests.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from modify.clips import make_clip
+
+ROOT = Path(__file__).resolve().parent.parent
+E2E_HMAC_KEY = "e2e-webhook-key"
+
+
+def _required(name):
+    return os.environ.get(name, "").strip() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def required_services():
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if _required("REQUIRE_POSTGRES") and "postgresql" not in engine:
+        pytest.fail(f"REQUIRE_POSTGRES is set but the database engine is {engine}: set DATABASE_URL.")
+    if _required("REQUIRE_REDIS"):
+        if not settings.REDIS_URL:
+            pytest.fail("REQUIRE_REDIS is set but REDIS_URL is not.")
+        import redis
+
+        redis.from_url(settings.REDIS_URL).ping()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def media_root(tmp_path_factory):
+    """All files the tests write land in a temporary MEDIA_ROOT, shared with the cluster."""
+    root = tmp_path_factory.mktemp("media")
+    settings.MEDIA_ROOT = root
+    return root
+
+
+@pytest.fixture
+def clip(tmp_path):
+    """``clip(seconds=2, **kwargs)`` → path of a freshly generated test video."""
+    counter = iter(range(1000))
+
+    def make(seconds=2.0, container="mp4", **kwargs):
+        return make_clip(tmp_path / f"clip-{next(counter)}.{container}", seconds=seconds, container=container, **kwargs)
+
+    return make
+
+
+def _test_database_url():
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def qcluster(django_db_setup, django_db_blocker, live_server, media_root, tmp_path_factory):
+    """A real ``manage.py qcluster`` in its own process, on the test database."""
+    with django_db_blocker.unblock():
+        database_url = _test_database_url()
+    log_path = tmp_path_factory.mktemp("qcluster") / "qcluster.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "MEDIA_ROOT": str(media_root),
+        "PUBLIC_BASE_URL": live_server.url,
+        "SANDBOX_WEBHOOK_HMAC_KEY": E2E_HMAC_KEY,
+        "SANDBOX_MIN_SECONDS": "0",
+        "Q_WORKERS": "2",
+    }
+    log = open(log_path, "w")
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    yield process
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+    if process.returncode not in (0, -signal.SIGTERM):
+        print(log_path.read_text()[-5000:])
+
+
+@pytest.fixture
+def e2e(qcluster, live_server, settings):
+    """The app and the sandbox on a live server, a cluster working for them, callbacks signed."""
+    settings.PUBLIC_BASE_URL = live_server.url
+    settings.LUMA_WEBHOOK_HMAC_KEY = E2E_HMAC_KEY
+    settings.SANDBOX_WEBHOOK_HMAC_KEY = E2E_HMAC_KEY
+    settings.ALLOWED_HOSTS = ["*"]
+    return live_server
+
+
+def wait_for(predicate, timeout=60, interval=0.25, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def wait_for_state(task, states, timeout=90):
+    """Reload ``task`` until it reaches one of ``states``; return it."""
+    states = {states} if isinstance(states, str) else set(states)
+
+    def reached():
+        task.refresh_from_db()
+        return task.state in states
+
+    wait_for(reached, timeout=timeout, what=f"task {task.pk} to reach {states} (it is {task.state})")
+    return task
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium driven by Playwright; a failure, not a skip, when REQUIRE_BROWSER is set."""
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    if not os.path.exists(executable):
+        if _required("REQUIRE_BROWSER"):
+            pytest.fail("REQUIRE_BROWSER is set but Chromium is not installed (apt-get install chromium).")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    # Playwright's sync API runs an event loop in this thread; the tests still
+    # use the ORM synchronously beside it.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=executable,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"],
+        )
+        yield chromium
+        chromium.close()

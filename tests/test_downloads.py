@@ -1,0 +1,162 @@
+"""modify.downloads against a real local HTTP server."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from modify.downloads import DownloadError, DownloadTooLarge, DownloadUnreachable, download
+
+PAYLOAD = os.urandom(300_000)
+
+
+@dataclass
+class Canned:
+    status: int = 200
+    body: bytes = b""
+    chunked: bool = False  # no Content-Length: the size is only known while streaming
+    headers: dict = field(default_factory=dict)
+    delay: float = 0.0  # before the status line
+    stall: float = 0.0  # after the body, before ending it
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        files = self.server.files
+        canned = files.get(self.path.split("?")[0], Canned(404, b"not found"))
+        stop = self.server.stop
+        stop.wait(canned.delay)
+        self.send_response(canned.status)
+        for name, value in canned.headers.items():
+            self.send_header(name, str(value))
+        if canned.chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        elif "Content-Length" not in canned.headers:
+            self.send_header("Content-Length", str(len(canned.body)))
+        self.end_headers()
+        if not canned.chunked:
+            self.wfile.write(canned.body)
+            return
+        for start in range(0, len(canned.body), 8192):
+            piece = canned.body[start:start + 8192]
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.flush()
+        stop.wait(canned.stall)
+        self.wfile.write(b"0\r\n\r\n")
+
+    def log_message(self, *args):
+        pass
+
+
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # clients that gave up early are the point of several tests
+
+
+@pytest.fixture
+def server():
+    srv = QuietServer(("127.0.0.1", 0), Handler)
+    srv.files, srv.stop = {}, threading.Event()
+    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    yield srv
+    srv.stop.set()
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_download_to_path(server, tmp_path, chunked):
+    server.files["/v.mp4"] = Canned(body=PAYLOAD, chunked=chunked)
+    dest = tmp_path / "v.mp4"
+    assert download(server.url + "/v.mp4", dest, max_bytes=len(PAYLOAD)) == len(PAYLOAD)
+    assert dest.read_bytes() == PAYLOAD
+
+
+def test_download_to_file_object(server):
+    server.files["/v.mp4"] = Canned(body=PAYLOAD)
+    buffer = io.BytesIO()
+    assert download(server.url + "/v.mp4", buffer, max_bytes=10**6, chunk_size=1000) == len(PAYLOAD)
+    assert buffer.getvalue() == PAYLOAD
+
+
+def test_too_large_by_content_length_is_rejected_before_writing(server, tmp_path):
+    server.files["/big.mp4"] = Canned(body=PAYLOAD)
+    dest = tmp_path / "big.mp4"
+    with pytest.raises(DownloadTooLarge) as caught:
+        download(server.url + "/big.mp4", dest, max_bytes=1000)
+    assert caught.value.max_bytes == 1000 and "1000 bytes" in str(caught.value)
+    assert not dest.exists()
+
+
+def test_too_large_while_streaming_removes_partial_file(server, tmp_path):
+    server.files["/big.mp4"] = Canned(body=PAYLOAD, chunked=True)
+    dest = tmp_path / "big.mp4"
+    with pytest.raises(DownloadTooLarge):
+        download(server.url + "/big.mp4", dest, max_bytes=100_000, chunk_size=4096)
+    assert not dest.exists()
+
+
+def test_lying_content_length_is_still_capped(server, tmp_path):
+    server.files["/liar.mp4"] = Canned(body=PAYLOAD, chunked=True, headers={"Content-Length": 10})
+    with pytest.raises(DownloadTooLarge):
+        download(server.url + "/liar.mp4", tmp_path / "x", max_bytes=100_000)
+
+
+def test_404_is_unreachable_and_hides_query_secrets(server, tmp_path):
+    dest = tmp_path / "missing.mp4"
+    with pytest.raises(DownloadUnreachable) as caught:
+        download(server.url + "/missing.mp4?X-Signature=TOPSECRET", dest, max_bytes=1000)
+    message = str(caught.value)
+    assert caught.value.status == 404 and "404" in message
+    assert server.url + "/missing.mp4" in message and "TOPSECRET" not in message
+    assert not dest.exists()
+
+
+def test_credentials_in_url_are_not_shown(server, tmp_path):
+    url = server.url.replace("http://", "http://user:hunter2@") + "/missing.mp4"
+    with pytest.raises(DownloadUnreachable) as caught:
+        download(url, tmp_path / "x", max_bytes=1000)
+    assert "hunter2" not in str(caught.value) and "user" not in str(caught.value)
+
+
+def test_slow_server_times_out(server, tmp_path):
+    server.files["/slow.mp4"] = Canned(body=PAYLOAD, delay=10)
+    started = time.monotonic()
+    with pytest.raises(DownloadUnreachable, match="in time"):
+        download(server.url + "/slow.mp4", tmp_path / "slow.mp4", max_bytes=10**6, timeout=0.3)
+    assert time.monotonic() - started < 2
+
+
+def test_stall_mid_stream_times_out_and_removes_partial_file(server, tmp_path):
+    server.files["/stall.mp4"] = Canned(body=PAYLOAD, chunked=True, stall=10)
+    dest = tmp_path / "stall.mp4"
+    with pytest.raises(DownloadUnreachable, match="in time"):
+        download(server.url + "/stall.mp4", dest, max_bytes=10**6, timeout=0.3)
+    assert not dest.exists()
+
+
+def test_connection_refused(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/x.mp4"
+    with pytest.raises(DownloadUnreachable, match="connection failed"):
+        download(url, tmp_path / "x", max_bytes=1000, timeout=1)
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.com/v.mp4", "/relative/v.mp4",
+                                 "javascript:alert(1)"])
+def test_only_http_and_https(tmp_path, url):
+    with pytest.raises(DownloadError, match="Only http and https") as caught:
+        download(url, tmp_path / "x", max_bytes=1000)
+    assert type(caught.value) is DownloadError
+    assert not (tmp_path / "x").exists()
