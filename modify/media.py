@@ -45,6 +45,8 @@ def sniff_container(head: bytes) -> str | None:
 
 @dataclass(frozen=True)
 class VideoInfo:
+    """What the app stores and shows about a video; frozen, as it describes a fixed file."""
+
     duration: float  # seconds
     width: int
     height: int
@@ -88,23 +90,26 @@ def _is_still_or_text(format_name: str) -> bool:
 
 
 def _duration(container, stream) -> float:
-    """Container duration, else the stream's, else the end time of the last decoded frame.
+    """Container duration, else the stream's, else found by decoding every frame.
 
-    Some files (raw or badly muxed AVIs) carry no duration in their headers;
-    decoding is slow but gives the true answer.
+    Some files (raw streams, badly muxed AVIs) carry no duration in their
+    headers; decoding is slow but gives the true answer. Frames without
+    timestamps are counted and divided by the frame rate.
     """
     if container.duration:
         return container.duration / av.time_base
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
-    end = 0.0
+    rate = float(stream.average_rate or stream.guessed_rate or 25)
+    count, end = 0, 0.0
     for frame in container.decode(stream):
+        count += 1
         if frame.time is not None:
-            step = float(frame.duration * frame.time_base) if frame.duration else 0.0
+            step = float(frame.duration * frame.time_base) if frame.duration else 1 / rate
             end = max(end, frame.time + step)
-    if end <= 0:
+    if not count:
         raise MediaError("This video has no frames we can play.")
-    return end
+    return end or count / rate
 
 
 def write_poster(video_path, out_path, at_seconds: float | None = None) -> tuple[int, int]:
@@ -119,7 +124,7 @@ def write_poster(video_path, out_path, at_seconds: float | None = None) -> tuple
                 raise MediaError("This file has no video picture in it.")
             stream = container.streams.video[0]
             if at_seconds is None:
-                at_seconds = 0
+                at_seconds = _duration(container, stream) / 3
                 container.seek(0)  # _duration may have decoded to the end
             frame = _frame_at(container, stream, max(at_seconds, 0.0))
     except av.FFmpegError as exc:

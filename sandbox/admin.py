@@ -11,7 +11,7 @@ class AccountAdmin(admin.ModelAdmin):
 
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):
-    list_display = ["task_id", "prompt", "grade", "success_flag", "created_at", "completed_at", "expires_at"]
+    list_display = ["task_id", "prompt", "grade", "success_flag", "created_at", "completed_at"]
     list_filter = ["success_flag", "grade"]
     search_fields = ["task_id", "prompt"]
     readonly_fields = [f.name for f in Task._meta.fields]
@@ -19,5 +19,5 @@ class TaskAdmin(admin.ModelAdmin):
 
 @admin.register(UploadedFile)
 class UploadedFileAdmin(admin.ModelAdmin):
-    list_display = ["file_name", "upload_path", "size", "created_at", "expires_at"]
+    list_display = ["file_name", "upload_path", "size", "created_at"]
     readonly_fields = [f.name for f in UploadedFile._meta.fields]

@@ -55,7 +55,10 @@ class UploadedFile(models.Model):
     mime_type = models.CharField(max_length=100)
     size = models.PositiveBigIntegerField()
     created_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField()
+
+    @property
+    def expires_at(self):
+        return self.created_at + timedelta(seconds=settings.SANDBOX_UPLOAD_TTL)
 
     @property
     def is_expired(self):
@@ -93,7 +96,6 @@ class Task(models.Model):
     callbacks_sent = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
-    expires_at = models.DateTimeField(null=True, blank=True)
 
     @property
     def param_json(self):
@@ -107,18 +109,22 @@ class Task(models.Model):
         return f"{self.base_url}/files/results/{self.task_id}.mp4"
 
     @property
+    def expires_at(self):
+        """Results live SANDBOX_RESULT_TTL after completion, as the file host serving them decides."""
+        return self.completed_at + timedelta(seconds=settings.SANDBOX_RESULT_TTL) if self.completed_at else None
+
+    @property
     def is_expired(self):
         return self.expires_at is not None and timezone.now() >= self.expires_at
 
     def finish(self, flag, error_code=None, error_message=""):
-        """Record the outcome once; results then expire after SANDBOX_RESULT_TTL."""
+        """Record the outcome once (a conditional UPDATE: a second finish is a no-op)."""
         now = timezone.now()
         won = Task.objects.filter(pk=self.pk, success_flag=self.Flag.GENERATING).update(
             success_flag=flag,
             error_code=error_code,
             error_message=error_message,
             completed_at=now,
-            expires_at=now + timedelta(seconds=settings.SANDBOX_RESULT_TTL),
             result=self.result.name or "",
             grade=self.grade,
         )

@@ -148,7 +148,6 @@ def _store_upload(request, fileobj, name, upload_path):
         mime_type=mimetypes.guess_type(name)[0] or "application/octet-stream",
         size=fileobj.size,
         created_at=now,
-        expires_at=now + timedelta(seconds=settings.SANDBOX_UPLOAD_TTL),
     )
     uploaded.file.save(name, fileobj, save=False)
     uploaded.save()

@@ -5,7 +5,7 @@ import base64
 import pytest
 import requests
 
-from sandbox.models import Account, Task, UploadedFile
+from sandbox.models import Account, Task
 
 KEY = "sandbox-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -117,10 +117,10 @@ def test_stream_upload_without_a_file_is_422(api):
     assert answer["code"] == 422 and "file is required" in answer["msg"]
 
 
-def test_uploads_expire(api, clip):
+def test_uploads_expire(api, clip, settings):
     url = upload_clip(api, clip(seconds=1))
     assert requests.get(url).status_code == 200
-    UploadedFile.objects.update(expires_at="2000-01-01T00:00:00Z")
+    settings.SANDBOX_UPLOAD_TTL = 0
     assert requests.get(url).status_code == 404
 
 
