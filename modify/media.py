@@ -100,7 +100,7 @@ def _duration(container, stream) -> float:
         return container.duration / av.time_base
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
-    rate = float(stream.average_rate or stream.guessed_rate or 25)
+    rate = float(stream.guessed_rate or stream.average_rate or 25)
     count, end = 0, 0.0
     for frame in container.decode(stream):
         count += 1

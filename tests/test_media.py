@@ -1,5 +1,6 @@
 """modify.media: content sniffing, probing, limits and poster frames, on real files."""
 
+import os
 import random
 from fractions import Fraction
 
@@ -74,6 +75,23 @@ def test_make_clip_is_deterministic_and_moving(tmp_path):
     assert np.abs(frames[0] - frames[-1]).mean() > 10  # the picture really moves
 
 
+def test_probe_measures_duration_by_decoding_when_headers_lack_it(tmp_path):
+    """A raw H.264 stream has no container or stream duration at all."""
+    source = make_clip(tmp_path / "c.mp4", seconds=1.5, fps=24)
+    raw = tmp_path / "c.h264"
+    with av.open(str(source)) as inp, av.open(str(raw), "w", format="h264") as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(video=0):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    with av.open(str(raw)) as container:
+        assert container.duration is None and container.streams.video[0].duration is None
+    info = probe(raw)
+    assert info.duration == pytest.approx(1.5, abs=1 / 24)
+    assert info.container is None
+
+
 def _write(path, data: bytes):
     path.write_bytes(data)
     return path
@@ -106,6 +124,18 @@ def test_probe_rejects_audio_only_file(tmp_path):
         out.mux(stream.encode())
     with pytest.raises(MediaError, match="no video picture"):
         probe(path)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors via /proc")
+def test_probe_and_poster_leave_no_open_files(clip, tmp_path):
+    junk = _write(tmp_path / "junk.bin", random.Random(1).randbytes(4000))
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        probe(clip)
+        write_poster(clip, tmp_path / "p.jpg")
+        with pytest.raises(MediaError):
+            probe(junk)
+    assert len(os.listdir("/proc/self/fd")) == before
 
 
 def _info(duration=5.0, size=10 * MB):

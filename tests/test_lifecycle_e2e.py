@@ -1,0 +1,106 @@
+"""The product's main job over real HTTP: studio → django-q2 → sandbox → callback or poll → archive."""
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from modify.jobs import poll_due_tasks
+from modify.media import probe
+from modify.models import ModifyTask
+from sandbox.models import Task as SandboxTask
+from tests.conftest import wait_for, wait_for_state
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def member(db):
+    return User.objects.create_user("maria", password="pw-maria-123")
+
+
+@pytest.fixture
+def browser_client(member):
+    client = Client()
+    client.force_login(member)
+    return client
+
+
+def submit_upload(client, path, prompt="a snowy winter night", **extra):
+    with open(path, "rb") as fh:
+        response = client.post("/tasks/", {"video": fh, "prompt": prompt, **extra})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return ModifyTask.objects.latest("created_at")
+
+
+def assert_archived(task, source_duration):
+    assert task.state == ModifyTask.State.SUCCEEDED, (task.state, task.error_message)
+    assert task.is_sandbox
+    info = probe(task.result_file.path)
+    assert info.codec == "h264"
+    assert abs(info.duration - source_duration) < 0.1
+    assert task.result_duration == pytest.approx(info.duration)
+    with open(task.poster.path, "rb") as fh:
+        assert fh.read(3) == b"\xff\xd8\xff"
+    assert task.submitting_at <= task.generating_at <= task.archiving_at <= task.finished_at
+
+
+def test_upload_reaches_succeeded_through_the_signed_callback(e2e, browser_client, clip):
+    source = clip(seconds=2)
+    task = submit_upload(browser_client, source, watermark="ACME")
+    assert task.state == ModifyTask.State.QUEUED
+    wait_for_state(task, ModifyTask.State.SUCCEEDED, timeout=90)
+    assert task.callback_received_at is not None
+    assert_archived(task, probe(source).duration)
+    assert task.provider_video_url.startswith(f"{e2e.url}/sandbox/files/uploads/")
+    assert SandboxTask.objects.get(task_id=task.provider_task_id).watermark == "ACME"
+
+
+def test_url_reaches_succeeded_by_polling_when_callbacks_cannot_arrive(e2e, browser_client, clip, settings):
+    """Callbacks undeliverable (successFlag 4): the schedule's polls finalize it."""
+    settings.SANDBOX_FAULTS = "callback_fail"
+    settings.LUMA_POLL_FIRST_SECONDS = 0
+    source = clip(seconds=1.5)
+    from modify.provider import LumaClient
+
+    public_url = LumaClient("sandbox-key", upload_base=f"{e2e.url}/sandbox").upload_file(source, "e2e").download_url
+    response = browser_client.post("/tasks/", {"video_url": public_url, "prompt": "film noir"})
+    assert response.status_code == 302
+    task = ModifyTask.objects.get(source_url=public_url)
+    wait_for_state(task, ModifyTask.State.GENERATING)
+    sandbox_task = SandboxTask.objects.get(task_id=task.provider_task_id)
+    wait_for(lambda: (sandbox_task.refresh_from_db() or sandbox_task.success_flag == 4), what="flag 4")
+    ModifyTask.objects.filter(pk=task.pk).update(next_poll_at=None)
+    poll_due_tasks()
+    wait_for_state(task, ModifyTask.State.SUCCEEDED, timeout=30)
+    assert task.callback_received_at is None
+    assert task.poll_count >= 1
+    assert_archived(task, probe(source).duration)
+
+
+def test_failed_generation_shows_its_reason(e2e, browser_client, clip, settings):
+    settings.SANDBOX_FAULTS = "generation_fail"
+    task = submit_upload(browser_client, clip(seconds=1), prompt="make it neon")
+    wait_for_state(task, ModifyTask.State.FAILED, timeout=60)
+    assert task.failed_stage == ModifyTask.State.GENERATING
+    assert task.error_code == 501
+    assert "Try a different prompt or video" in task.error_message
+    page = browser_client.get(f"/tasks/{task.pk}/").content.decode()
+    assert "could not generate this video" in page
+
+
+def test_duplicate_callbacks_finalize_once(e2e, browser_client, clip, settings):
+    settings.SANDBOX_FAULTS = "callback_duplicate:5"
+    task = submit_upload(browser_client, clip(seconds=1), prompt="sunset")
+    wait_for_state(task, ModifyTask.State.SUCCEEDED, timeout=90)
+    wait_for(lambda: SandboxTask.objects.get(task_id=task.provider_task_id).callbacks_sent == 5, what="5 callbacks")
+    finished_at, result = task.finished_at, task.result_file.name
+    task.refresh_from_db()
+    assert (task.finished_at, task.result_file.name) == (finished_at, result)
+    assert len(list(task.result_file.storage.listdir(result.rsplit("/", 1)[0])[1])) == 2  # result + poster
+
+
+def test_early_callback_before_generate_returns_is_finalized(e2e, browser_client, clip, settings):
+    settings.SANDBOX_FAULTS = "callback_early"
+    task = submit_upload(browser_client, clip(seconds=1), prompt="underwater")
+    wait_for_state(task, ModifyTask.State.SUCCEEDED, timeout=90)
+    assert task.callback_received_at <= task.generating_at
