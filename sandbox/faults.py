@@ -3,7 +3,8 @@
 A comma-separated list of ``name`` or ``name:number``:
 
 * ``rate_limit:N``, ``server_error:N``, ``maintenance:N``: the next N API
-  requests answer 429, 500 or 455 (counted once per distinct setting).
+  requests answer 429, 500 or 455 (counted once per distinct setting;
+  unknown names are ignored, so ``rate_limit:2,run=7`` starts a new count).
 * ``slow:S``: every API answer waits S seconds first.
 * ``create_fail``: tasks end with successFlag 2; ``generation_fail``: 3.
 * ``callback_fail``: the callback is not delivered (successFlag 4).
@@ -14,6 +15,8 @@ A comma-separated list of ``name`` or ``name:number``:
 Task faults are copied onto the task when it is created, so that the
 django-q2 worker that generates it honours them whatever its own settings.
 """
+
+import hashlib
 
 from django.conf import settings
 from django.core.cache import cache
@@ -46,7 +49,7 @@ def request_fault_code():
     spec = settings.SANDBOX_FAULTS
     for name, count in parse(spec).items():
         if name in REQUEST_FAULTS:
-            key = f"sandbox-fault:{spec}:{name}"
+            key = f"sandbox-fault:{hashlib.sha256(spec.encode()).hexdigest()[:16]}:{name}"
             cache.add(key, int(count or 1), timeout=None)
             if cache.decr(key) >= 0:
                 return REQUEST_FAULTS[name]

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,16 @@ def clip(tmp_path):
         return make_clip(tmp_path / f"clip-{next(counter)}.{container}", seconds=seconds, container=container, **kwargs)
 
     return make
+
+
+@pytest.fixture
+def inject_faults(settings):
+    """``inject_faults("rate_limit:2,callback_fail")``: set SANDBOX_FAULTS with fresh counters."""
+
+    def inject(spec):
+        settings.SANDBOX_FAULTS = f"{spec},run={uuid.uuid4().hex}"
+
+    return inject
 
 
 def _test_database_url():

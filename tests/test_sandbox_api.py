@@ -230,8 +230,8 @@ def test_download_url_only_accepts_files_the_sandbox_generated(api, clip):
 
 
 @pytest.mark.parametrize("fault, code", [("rate_limit:2", 429), ("server_error:1", 500), ("maintenance:1", 455)])
-def test_request_faults_answer_their_code_then_recover(api, settings, fault, code):
-    settings.SANDBOX_FAULTS = f"{fault},t={id(settings)}"
+def test_request_faults_answer_their_code_then_recover(api, inject_faults, fault, code):
+    inject_faults(fault)
     count = int(fault.split(":")[1])
     codes = [requests.get(f"{api}/api/v1/chat/credit", headers=AUTH).json()["code"] for _ in range(count + 1)]
     assert codes == [code] * count + [200]

@@ -1,0 +1,159 @@
+"""The studio in a real browser: sign in, upload, watch htmx polling finish it, play it, find it in the gallery.
+
+Chromium (Playwright, sync API) drives the live server while a real django-q2
+cluster and the sandbox provider do the work, so everything the user sees is
+produced the way it is in production: htmx swaps, the status polling that stops
+on HTTP 286, and media served with Range requests to a signed-in user.
+"""
+
+import time
+
+import pytest
+from django.contrib.auth.models import User
+from playwright.sync_api import expect
+
+from modify.models import ModifyTask
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
+PASSWORD = "pw-browser-123"
+SUCCEEDED_TIMEOUT_MS = 90_000
+
+# Plays a <video>, muted so no autoplay policy can refuse it, until the
+# playhead moves (or the element reports an error); returns what it saw.
+PLAY_VIDEO = """async (selector) => {
+  const video = document.querySelector(selector);
+  if (!video) return {missing: true};
+  video.muted = true;
+  let playError = null;
+  try { await video.play(); } catch (error) { playError = String(error); }
+  const deadline = Date.now() + 15000;
+  while (!playError && !video.error && video.currentTime <= 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  video.pause();
+  return {
+    src: video.currentSrc, playError, error: video.error ? video.error.code : null,
+    currentTime: video.currentTime, readyState: video.readyState,
+    duration: video.duration, videoWidth: video.videoWidth, videoHeight: video.videoHeight,
+  };
+}"""
+
+IMAGE_LOADED = "(img) => img.complete && img.naturalWidth > 0"
+
+
+@pytest.fixture
+def member(transactional_db):
+    return User.objects.create_user("bruno", password=PASSWORD)
+
+
+@pytest.fixture
+def page(e2e, browser):
+    """A fresh browser context; page errors and failed same-origin requests are recorded."""
+    context = browser.new_context(base_url=e2e.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    page.problems = []
+    page.on("pageerror", lambda error: page.problems.append(f"page error: {error}"))
+    page.on(
+        "response",
+        lambda response: response.status >= 400
+        and response.url.startswith(e2e.url)
+        and page.problems.append(f"HTTP {response.status} {response.request.method} {response.url}"),
+    )
+    yield page
+    context.close()
+
+
+def sign_in(page, e2e, member):
+    """The studio sends an anonymous visitor to the login form, which comes back to the studio."""
+    page.goto(f"{e2e.url}/")
+    expect(page).to_have_url(f"{e2e.url}/accounts/login/?next=/")
+    page.get_by_label("Username").fill(member.username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{e2e.url}/")
+    expect(page.locator("header .who")).to_have_text(member.username)
+    # htmx must be loaded and active before the form is used, or it would post normally.
+    page.wait_for_function("() => window.htmx !== undefined")
+    # Anything that reloads the page from now on wipes this marker.
+    page.evaluate("window.__noReload = 1")
+
+
+def wait_for_image(page, locator):
+    locator.scroll_into_view_if_needed()
+    page.wait_for_function(IMAGE_LOADED, arg=locator.element_handle())
+
+
+def test_upload_watch_play_and_find_in_gallery(e2e, browser, page, member, clip):
+    started = time.monotonic()
+    sign_in(page, e2e, member)
+    expect(page.locator("#no-tasks")).to_be_visible()
+
+    page.locator("#id_video").set_input_files(str(clip(seconds=1.5)))
+    page.get_by_label("Prompt").fill("a snowy winter night")
+    page.get_by_role("button", name="Create video").click()
+
+    # The htmx response prepends the new card (out-of-band) and resets the form.
+    cards = page.locator("#task-list article.card")
+    expect(cards).to_have_count(1)
+    expect(page.locator("#no-tasks")).to_have_count(0)
+    task = ModifyTask.objects.get(owner=member)
+    card = page.locator(f"#task-{task.pk}")
+    expect(card).to_contain_text("a snowy winter night")
+    expect(page.locator("#id_prompt")).to_have_value("")
+
+    # Polling replaces the card until it is terminal.
+    expect(card).to_have_attribute("data-state", "succeeded", timeout=SUCCEEDED_TIMEOUT_MS)
+    expect(card.locator(".phase")).to_have_text("Done")
+    expect(card).not_to_have_attribute("hx-get", f"/tasks/{task.pk}/status/")
+    poster = card.locator("a.thumb img")
+    expect(poster).to_be_visible()
+    wait_for_image(page, poster)
+    assert page.evaluate("window.__noReload") == 1, "the studio reloaded instead of updating in place"
+    page.screenshot(path="/tmp/lumaweb-studio.png", full_page=True)
+
+    # The detail page: both videos actually play from /media/.
+    card.locator("a.thumb").click()
+    expect(page).to_have_url(f"{e2e.url}/tasks/{task.pk}/")
+    expect(page.locator("#task-detail")).to_have_attribute("data-state", "succeeded")
+    for selector, prefix in (("#source-video", "/media/sources/"), ("#result-video", "/media/results/")):
+        played = page.evaluate(PLAY_VIDEO, selector)
+        assert not played.get("missing"), f"{selector} is not on the page"
+        assert played["src"].startswith(f"{e2e.url}{prefix}"), played
+        assert played["playError"] is None and played["error"] is None, played
+        assert played["currentTime"] > 0 and played["readyState"] >= 2, played
+        assert played["videoWidth"] > 0 and played["duration"] == pytest.approx(1.5, abs=0.1), played
+    page.screenshot(path="/tmp/lumaweb-detail.png", full_page=True)
+
+    # The gallery, through the nav.
+    page.locator("header nav").get_by_role("link", name="Gallery").click()
+    expect(page).to_have_url(f"{e2e.url}/gallery/")
+    tile = page.locator(f"a.tile#tile-{task.pk}")
+    expect(tile).to_be_visible()
+    expect(tile).to_contain_text("a snowy winter night")
+    wait_for_image(page, tile.locator("img"))
+
+    assert page.problems == []
+    assert time.monotonic() - started < 90
+
+
+def test_a_file_that_is_not_a_video_is_refused_inline(e2e, browser, page, member, tmp_path):
+    fake = tmp_path / "holiday.mp4"
+    fake.write_text("These are my holiday notes, not a video.\n" * 20)
+    sign_in(page, e2e, member)
+
+    page.locator("#id_video").set_input_files(str(fake))
+    page.get_by_label("Prompt").fill("a snowy winter night")
+    page.get_by_role("button", name="Create video").click()
+
+    error = page.locator("#submit-form .field.has-error .error[role=alert]")
+    expect(error).to_have_text("“holiday.mp4” is not an MP4, MOV or AVI video.")
+    # The swapped-in form keeps the prompt and can be used again.
+    expect(page.locator("#id_prompt")).to_have_value("a snowy winter night")
+    expect(page.get_by_role("button", name="Create video")).to_be_enabled()
+    expect(page.locator("#no-tasks")).to_be_visible()
+    expect(page.locator("#task-list article.card")).to_have_count(0)
+    assert page.evaluate("window.__noReload") == 1, "the error was shown by a full page load, not by htmx"
+    assert not ModifyTask.objects.exists()
+    assert page.problems == []

@@ -1,0 +1,102 @@
+"""lifecycle.submit (the django-q2 submit job) against the sandbox over real HTTP: each upstream
+error code ends in a retry or in a failure the user can read."""
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.files.base import ContentFile
+from django.utils import timezone
+
+from modify import lifecycle
+from modify.models import ApiKey, ModifyTask
+
+
+@pytest.fixture
+def app(live_server, settings):
+    settings.PUBLIC_BASE_URL = live_server.url
+    settings.ALLOWED_HOSTS = ["*"]
+    return live_server
+
+
+@pytest.fixture
+def owner(transactional_db):
+    return User.objects.create_user("ana")
+
+
+@pytest.fixture
+def upload_task(owner, clip):
+    def make(**fields):
+        task = ModifyTask(owner=owner, prompt="winter night", source_kind="upload", source_name="a.mp4", **fields)
+        task.source_file.save("a.mp4", ContentFile(clip(seconds=1).read_bytes()), save=False)
+        task.save()
+        return task
+
+    return make
+
+
+def test_an_upload_is_made_public_then_generated(app, upload_task):
+    task = lifecycle.submit(upload_task().pk)
+    assert task.state == ModifyTask.State.GENERATING
+    assert len(task.provider_task_id) == 32
+    assert task.provider_video_url.startswith(f"{app.url}/sandbox/files/uploads/")
+    assert task.submit_attempts == 1
+    assert task.next_poll_at > timezone.now()
+
+
+def test_only_one_submission_wins(app, upload_task):
+    task = upload_task()
+    lifecycle.submit(task.pk)
+    again = lifecycle.submit(task.pk)
+    assert again.state == ModifyTask.State.GENERATING and again.submit_attempts == 1
+
+
+def test_a_wrong_api_key_fails_with_advice(app, upload_task, owner):
+    key = ApiKey(owner=None, label="team")
+    key.secret = "not-a-sandbox-key"
+    key.save()
+    task = lifecycle.submit(upload_task().pk)
+    assert task.state == ModifyTask.State.FAILED
+    assert task.failed_stage == ModifyTask.State.SUBMITTING
+    assert task.error_code == 401
+    assert "rejected the API key" in task.error_message
+    assert "not-a-sandbox-key" not in task.error_message
+
+
+def test_out_of_credits_fails_saying_so(app, upload_task, settings):
+    settings.SANDBOX_INITIAL_CREDITS = 0
+    task = lifecycle.submit(upload_task().pk)
+    assert (task.state, task.error_code) == (ModifyTask.State.FAILED, 402)
+    assert "out of credits" in task.error_message
+
+
+def test_an_unreachable_video_url_fails_with_the_providers_message(app, owner):
+    task = ModifyTask.objects.create(owner=owner, prompt="p", source_kind="url", source_url="http://127.0.0.1:9/x.mp4")
+    task = lifecycle.submit(task.pk)
+    assert (task.state, task.error_code) == (ModifyTask.State.FAILED, 422)
+    assert "videoUrl is not reachable" in task.error_message
+
+
+def test_a_rate_limit_puts_the_task_back_with_a_delay_then_it_goes_through(app, upload_task, inject_faults):
+    inject_faults("rate_limit:1")
+    task = lifecycle.submit(upload_task().pk)
+    assert task.state == ModifyTask.State.QUEUED
+    assert task.next_submit_at > timezone.now()
+    assert "Waiting to retry" in task.error_message
+    task = lifecycle.submit(task.pk)
+    assert task.state == ModifyTask.State.GENERATING
+    assert task.submit_attempts == 2 and task.error_message == ""
+
+
+def test_server_errors_give_up_after_the_attempt_limit(app, upload_task, settings, inject_faults):
+    inject_faults("server_error:100")
+    settings.LUMA_SUBMIT_MAX_ATTEMPTS = 2
+    task = lifecycle.submit(upload_task().pk)
+    assert task.state == ModifyTask.State.QUEUED
+    task = lifecycle.submit(task.pk)
+    assert task.state == ModifyTask.State.FAILED
+    assert "kept failing" in task.error_message
+
+
+def test_an_unreachable_provider_is_retried(upload_task, settings):
+    settings.PUBLIC_BASE_URL = "http://127.0.0.1:9"
+    task = lifecycle.submit(upload_task().pk)
+    assert task.state == ModifyTask.State.QUEUED and task.submit_attempts == 1
