@@ -43,10 +43,14 @@ def explain(error):
 
 
 def backoff_seconds(attempt, base=30, cap=None):
-    """Exponential backoff with full jitter on the upper half: 30, 60, 120 ... capped."""
+    """Exponential backoff with up to 20% jitter: 30, 60, 120 ... capped; never below ``base``.
+
+    The jitter spreads many tasks' polls out; it only ever adds, so a task is
+    never polled faster than the provider asks (every 30 s at most).
+    """
     cap = cap or settings.LUMA_POLL_MAX_INTERVAL_SECONDS
-    ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
+    delay = min(cap, base * 2 ** max(attempt - 1, 0))
+    return delay + random.uniform(0, delay * 0.2)
 
 
 def callback_url(task):

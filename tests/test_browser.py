@@ -61,7 +61,10 @@ def page(e2e, browser):
         and response.url.startswith(e2e.url)
         and page.problems.append(f"HTTP {response.status} {response.request.method} {response.url}"),
     )
+    page.media = []
+    page.on("response", lambda r: "/media/" in r.url and page.media.append((r.url.split("/media/")[1][:9], r.status, r.request.headers.get("range"))))
     yield page
+    print("MEDIA", page.media)
     context.close()
 
 
@@ -76,8 +79,16 @@ def sign_in(page, e2e, member):
     expect(page.locator("header .who")).to_have_text(member.username)
     # htmx must be loaded and active before the form is used, or it would post normally.
     page.wait_for_function("() => window.htmx !== undefined")
-    # Anything that reloads the page from now on wipes this marker.
-    page.evaluate("window.__noReload = 1")
+    # Anything that reloads the page from now on wipes this marker; every
+    # htmx request is logged beside it.
+    page.evaluate(
+        """() => {
+            window.__noReload = 1;
+            window.__htmx = [];
+            document.body.addEventListener("htmx:afterRequest", (event) => window.__htmx.push(
+                [event.detail.requestConfig.verb, event.detail.pathInfo.requestPath, event.detail.xhr.status]));
+        }"""
+    )
 
 
 def wait_for_image(page, locator):
@@ -92,7 +103,11 @@ def test_upload_watch_play_and_find_in_gallery(e2e, browser, page, member, clip)
 
     page.locator("#id_video").set_input_files(str(clip(seconds=1.5)))
     page.get_by_label("Prompt").fill("a snowy winter night")
-    page.get_by_role("button", name="Create video").click()
+    with page.expect_response(lambda r: r.request.method == "POST" and r.url == f"{e2e.url}/tasks/") as submitted:
+        page.get_by_role("button", name="Create video").click()
+    assert submitted.value.request.headers.get("hx-request") == "true"
+    assert submitted.value.status == 200
+    assert 'data-state="queued"' in submitted.value.text()
 
     # The htmx response prepends the new card (out-of-band) and resets the form.
     cards = page.locator("#task-list article.card")
@@ -111,6 +126,12 @@ def test_upload_watch_play_and_find_in_gallery(e2e, browser, page, member, clip)
     expect(poster).to_be_visible()
     wait_for_image(page, poster)
     assert page.evaluate("window.__noReload") == 1, "the studio reloaded instead of updating in place"
+    status_url = f"/tasks/{task.pk}/status/"
+    polls = [status for verb, path, status in page.evaluate("window.__htmx") if path == status_url]
+    assert polls and polls[-1] == 286 and set(polls[:-1]) <= {200}, polls
+    # 286 stopped the polling: nothing more is asked within another interval.
+    page.wait_for_timeout(3500)
+    assert len([path for _, path, _ in page.evaluate("window.__htmx") if path == status_url]) == len(polls)
     page.screenshot(path="/tmp/lumaweb-studio.png", full_page=True)
 
     # The detail page: both videos actually play from /media/.

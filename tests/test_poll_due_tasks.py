@@ -1,0 +1,132 @@
+"""The every-minute schedule (modify.jobs.poll_due_tasks) against the sandbox over real HTTP."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+from django_q.models import Schedule
+
+from modify.jobs import poll_due_tasks
+from modify.models import ModifyTask
+from modify.schedules import POLL_SCHEDULE_NAME, ensure_poll_schedule
+from sandbox.models import Account
+from sandbox.models import Task as SandboxTask
+
+
+@pytest.fixture
+def app(live_server, settings):
+    settings.PUBLIC_BASE_URL = live_server.url
+    settings.ALLOWED_HOSTS = ["*"]
+    return live_server
+
+
+@pytest.fixture
+def owner(transactional_db):
+    return User.objects.create_user("lee")
+
+
+def generating_task(owner, flag=0, **fields):
+    """A task the sandbox knows, still in flight (no job runs for it) unless ``flag`` says otherwise."""
+    upstream = SandboxTask.objects.create(
+        account=Account.for_key("sandbox-key"), prompt="p", video_url="http://x/a.mp4", base_url="http://x",
+        source="sandbox/none.mp4", success_flag=flag, error_code=501 if flag == 3 else None,
+        error_message="the model gave up" if flag == 3 else "",
+    )
+    now = timezone.now()
+    defaults = dict(generating_at=now, next_poll_at=now - timedelta(seconds=1))
+    return ModifyTask.objects.create(
+        owner=owner, prompt="p", source_kind="url", source_url="http://x/a.mp4",
+        state=ModifyTask.State.GENERATING, provider_task_id=upstream.task_id, **{**defaults, **fields},
+    )
+
+
+def test_a_pending_task_is_polled_with_a_growing_interval(app, owner, settings):
+    settings.LUMA_POLL_FIRST_SECONDS = 30
+    task = generating_task(owner)
+    intervals = []
+    for _ in range(5):
+        ModifyTask.objects.filter(pk=task.pk).update(next_poll_at=timezone.now() - timedelta(seconds=1))
+        assert poll_due_tasks()["polled"] == 1
+        task.refresh_from_db()
+        intervals.append((task.next_poll_at - task.last_polled_at).total_seconds())
+    assert task.state == ModifyTask.State.GENERATING and task.poll_count == 5
+    assert all(interval >= 30 for interval in intervals), intervals  # never faster than the provider asks
+    assert intervals[-1] > intervals[0]
+    assert max(intervals) <= settings.LUMA_POLL_MAX_INTERVAL_SECONDS * 1.2
+
+
+def test_tasks_not_yet_due_are_left_alone(app, owner):
+    task = generating_task(owner, next_poll_at=timezone.now() + timedelta(minutes=5))
+    assert poll_due_tasks()["polled"] == 0
+    task.refresh_from_db()
+    assert task.poll_count == 0
+
+
+def test_a_failed_generation_becomes_failed_with_the_providers_reason(app, owner):
+    task = generating_task(owner, flag=3)
+    poll_due_tasks()
+    task.refresh_from_db()
+    assert task.state == ModifyTask.State.FAILED and task.failed_stage == ModifyTask.State.GENERATING
+    assert task.error_code == 501 and "the model gave up" in task.error_message
+
+
+def test_a_task_the_provider_forgot_fails_and_does_not_stop_the_others(app, owner):
+    lost = generating_task(owner)
+    ModifyTask.objects.filter(pk=lost.pk).update(provider_task_id="f" * 32)
+    pending = generating_task(owner)
+    assert poll_due_tasks()["polled"] == 2
+    lost.refresh_from_db()
+    pending.refresh_from_db()
+    assert lost.state == ModifyTask.State.FAILED and "no longer knows this task" in lost.error_message
+    assert pending.state == ModifyTask.State.GENERATING and pending.poll_count == 1
+
+
+def test_gives_up_after_the_maximum_wait(app, owner, settings):
+    settings.LUMA_MAX_WAIT_SECONDS = 600
+    task = generating_task(owner, generating_at=timezone.now() - timedelta(seconds=601))
+    poll_due_tasks()
+    task.refresh_from_db()
+    assert task.state == ModifyTask.State.FAILED
+    assert "did not finish within 10 minutes" in task.error_message
+
+
+def test_a_rate_limited_poll_keeps_the_task_and_pushes_it_back(app, owner, inject_faults):
+    inject_faults("rate_limit:1")
+    task = generating_task(owner)
+    poll_due_tasks()
+    task.refresh_from_db()
+    assert task.state == ModifyTask.State.GENERATING
+    assert task.next_poll_at > timezone.now()
+
+
+def test_lost_submissions_are_enqueued_again_once(owner, monkeypatch):
+    enqueued = []
+    monkeypatch.setattr("modify.jobs.enqueue_submit", lambda task: enqueued.append(task.pk))
+    old = timezone.now() - timedelta(minutes=5)
+    lost = ModifyTask.objects.create(owner=owner, prompt="p", source_kind="url", source_url="http://x", created_at=old)
+    retry_due = ModifyTask.objects.create(
+        owner=owner, prompt="p", source_kind="url", source_url="http://x", next_submit_at=timezone.now()
+    )
+    ModifyTask.objects.create(owner=owner, prompt="p", source_kind="url", source_url="http://x")  # just queued
+    assert poll_due_tasks()["requeued"] == 2
+    assert sorted(enqueued) == sorted([lost.pk, retry_due.pk])
+    assert poll_due_tasks()["requeued"] == 0
+
+
+def test_tasks_abandoned_by_a_dead_worker_fail_visibly(owner):
+    long_ago = timezone.now() - timedelta(hours=2)
+    archiving = ModifyTask.objects.create(
+        owner=owner, prompt="p", source_kind="url", state=ModifyTask.State.ARCHIVING, archiving_at=long_ago
+    )
+    assert poll_due_tasks()["abandoned"] == 1
+    archiving.refresh_from_db()
+    assert archiving.state == ModifyTask.State.FAILED and archiving.failed_stage == ModifyTask.State.ARCHIVING
+    assert "please submit it again" in archiving.error_message
+
+
+def test_the_schedule_runs_every_minute_and_is_created_once(transactional_db):
+    ensure_poll_schedule(Schedule)
+    ensure_poll_schedule(Schedule)
+    schedule = Schedule.objects.get(name=POLL_SCHEDULE_NAME)
+    assert (schedule.func, schedule.schedule_type, schedule.minutes) == ("modify.jobs.poll_due_tasks", "I", 1)
