@@ -25,12 +25,12 @@ def unreachable_provider(settings):
 
 @pytest.fixture
 def member(django_user_model):
-    return django_user_model.objects.create_user("maria", password="pw-maria-123")
+    return django_user_model.objects.create_user("maria")
 
 
 @pytest.fixture
 def other(django_user_model):
-    return django_user_model.objects.create_user("ivan", password="pw-ivan-123")
+    return django_user_model.objects.create_user("ivan")
 
 
 @pytest.fixture
