@@ -61,10 +61,9 @@ def page(e2e, browser):
         and response.url.startswith(e2e.url)
         and page.problems.append(f"HTTP {response.status} {response.request.method} {response.url}"),
     )
-    page.media = []
-    page.on("response", lambda r: "/media/" in r.url and page.media.append((r.url.split("/media/")[1][:9], r.status, r.request.headers.get("range"))))
+    page.media = []  # (url, status) of every /media/ response
+    page.on("response", lambda r: "/media/" in r.url and page.media.append((r.url, r.status)))
     yield page
-    print("MEDIA", page.media)
     context.close()
 
 
@@ -94,6 +93,25 @@ def sign_in(page, e2e, member):
 def wait_for_image(page, locator):
     locator.scroll_into_view_if_needed()
     page.wait_for_function(IMAGE_LOADED, arg=locator.element_handle())
+
+
+def assert_served_by_the_app(page, browser, e2e, url):
+    """The app's own media view served the video: byte ranges, and only to a signed-in user.
+
+    (A live server that answers /media/ itself, as Django's does by default,
+    sends 200 to anyone, ignoring Range: then none of this holds.)
+    """
+    assert (url, 206) in page.media, f"the <video> got no 206 for {url}: {page.media}"
+    partial = page.request.get(url, headers={"Range": "bytes=0-99"})
+    assert partial.status == 206, (partial.status, partial.headers)
+    assert partial.headers["content-range"].startswith("bytes 0-99/")
+    assert len(partial.body()) == 100
+    anonymous = browser.new_context()
+    try:
+        refused = anonymous.request.get(url, max_redirects=0)
+        assert refused.status == 302 and "/accounts/login/" in refused.headers["location"], refused.status
+    finally:
+        anonymous.close()
 
 
 def test_upload_watch_play_and_find_in_gallery(e2e, browser, page, member, clip):
@@ -145,6 +163,7 @@ def test_upload_watch_play_and_find_in_gallery(e2e, browser, page, member, clip)
         assert played["playError"] is None and played["error"] is None, played
         assert played["currentTime"] > 0 and played["readyState"] >= 2, played
         assert played["videoWidth"] > 0 and played["duration"] == pytest.approx(1.5, abs=0.1), played
+        assert_served_by_the_app(page, browser, e2e, played["src"])
     page.screenshot(path="/tmp/lumaweb-detail.png", full_page=True)
 
     # The gallery, through the nav.
