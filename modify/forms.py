@@ -7,7 +7,7 @@ import tempfile
 from django import forms
 from django.conf import settings
 
-from modify.media import MediaError, check_limits, probe, sniff_container
+from modify.media import MediaError, check_limits, check_size, probe, sniff_container
 from modify.prompts import prompt_problem
 
 
@@ -42,6 +42,7 @@ class SubmitForm(forms.Form):
         widget=forms.URLInput(attrs={"placeholder": "https://example.com/clip.mp4"}),
     )
     prompt = forms.CharField(
+        error_messages={"required": "Write a prompt that describes the change."},
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Make it look like a winter night, snow falling"}),
         help_text="In English: describe the change you want.",
     )
@@ -68,9 +69,10 @@ class SubmitForm(forms.Form):
         upload = self.cleaned_data.get("video")
         if not upload:
             return upload
-        limit_mb = settings.LUMA_MAX_VIDEO_BYTES // (1024 * 1024)
-        if upload.size > settings.LUMA_MAX_VIDEO_BYTES:
-            raise forms.ValidationError(f"“{upload.name}” is {upload.size / 1048576:.0f} MB; the limit is {limit_mb} MB.")
+        try:
+            check_size(upload.size, settings.LUMA_MAX_VIDEO_BYTES)
+        except MediaError as error:
+            raise forms.ValidationError(f"“{upload.name}”: {error}") from None
         upload.seek(0)
         container = sniff_container(upload.read(64))
         upload.seek(0)

@@ -12,6 +12,7 @@ import logging
 import os
 import random
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -64,15 +65,16 @@ def accept(owner, prompt, *, upload=None, url="", watermark="", duration=None, r
     from modify.jobs import enqueue_submit
 
     if remix_of is not None and not upload and not url:
-        upload = remix_of.result_file.open("rb")
-        duration = remix_of.result_duration
+        with remix_of.result_file.open("rb") as remixed:
+            return accept(owner, prompt, upload=remixed, watermark=watermark, duration=remix_of.result_duration,
+                          remix_of=remix_of)
     task = ModifyTask(
         owner=owner,
         prompt=prompt,
         watermark=watermark,
         source_kind=ModifyTask.Source.UPLOAD if upload else ModifyTask.Source.URL,
         source_url=url,
-        source_name=os.path.basename(upload.name) if upload else url.rsplit("/", 1)[-1][:255],
+        source_name=os.path.basename(upload.name if upload else urlsplit(url).path)[:255],
         source_duration=duration,
         is_sandbox=backend.uses_sandbox(),
         remix_of=remix_of,

@@ -148,6 +148,13 @@ def _frame_at(container, stream, seconds: float):
     return frame
 
 
+def check_size(size: int, max_bytes: int) -> None:
+    """Raise MediaError when ``size`` is over ``max_bytes`` (shown rounded up, never "at" the limit)."""
+    if size > max_bytes:
+        shown = math.ceil(round(size / _MB * 10, 6)) / 10
+        raise MediaError(f"The file is {shown:g} MB; the limit is {max_bytes / _MB:g} MB.")
+
+
 def check_limits(info: VideoInfo, max_seconds: float, max_bytes: int) -> None:
     """Raise MediaError naming the first limit the video breaks.
 
@@ -157,6 +164,4 @@ def check_limits(info: VideoInfo, max_seconds: float, max_bytes: int) -> None:
     if info.duration > max_seconds:
         shown = math.ceil(round(info.duration * 10, 6)) / 10
         raise MediaError(f"The video is {shown:g} s long; the limit is {max_seconds:g} s.")
-    if info.size > max_bytes:
-        shown = math.ceil(round(info.size / _MB * 10, 6)) / 10
-        raise MediaError(f"The file is {shown:g} MB; the limit is {max_bytes / _MB:g} MB.")
+    check_size(info.size, max_bytes)

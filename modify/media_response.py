@@ -28,29 +28,48 @@ def _iter_range(fh, start, length):
         fh.close()
 
 
-def serve_media(request, name):
-    if ".." in name.split("/") or not default_storage.exists(name):
+def _open(name):
+    if ".." in name.split("/"):
         raise Http404("No such file.")
-    size = default_storage.size(name)
-    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    match = RANGE.match(request.headers.get("Range", "").strip())
+    try:
+        return default_storage.open(name, "rb")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise Http404("No such file.") from None
+
+
+def _byte_range(header, size):
+    """``(start, end)`` asked for by a Range header; None to send the whole file (RFC 9110:
+    a malformed or reversed range is ignored); ``(size, size)`` when unsatisfiable."""
+    match = RANGE.match(header.strip())
     if not match or not any(match.groups()):
-        response = FileResponse(default_storage.open(name, "rb"), content_type=content_type)
+        return None
+    first, last = match.groups()
+    if first and last and int(last) < int(first):
+        return None
+    if not first:
+        return max(size - int(last), 0), size - 1
+    if int(first) >= size:
+        return size, size
+    return int(first), min(int(last) if last else size - 1, size - 1)
+
+
+def serve_media(request, name):
+    fh = _open(name)
+    size = fh.size
+    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    byte_range = _byte_range(request.headers.get("Range", ""), size)
+    if byte_range is None:
+        response = FileResponse(fh, content_type=content_type)
         response["Accept-Ranges"] = "bytes"
         return _private(response)
-    first, last = match.groups()
-    if first:
-        start, end = int(first), min(int(last) if last else size - 1, size - 1)
-    else:
-        start, end = max(size - int(last), 0), size - 1
-    if start >= size or start > end:
+    start, end = byte_range
+    if start >= size:
+        fh.close()
         response = HttpResponse(status=416)
         response["Content-Range"] = f"bytes */{size}"
         return _private(response)
     length = end - start + 1
-    response = StreamingHttpResponse(
-        _iter_range(default_storage.open(name, "rb"), start, length), status=206, content_type=content_type
-    )
+    response = StreamingHttpResponse(_iter_range(fh, start, length), status=206, content_type=content_type)
     response["Content-Length"] = str(length)
     response["Content-Range"] = f"bytes {start}-{end}/{size}"
     response["Accept-Ranges"] = "bytes"

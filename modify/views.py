@@ -5,15 +5,18 @@ view renders ``page.html#fragment`` for htmx requests; every link keeps a
 real ``href`` so the pages also work without JavaScript.
 """
 
+import uuid
+
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from modify import lifecycle
 from modify.forms import SubmitForm
+from modify.media_response import serve_media
 from modify.models import ModifyTask
 
 # htmx stops polling when a response has this status.
@@ -23,13 +26,15 @@ GALLERY_PAGE_SIZE = 24
 
 
 def _visible_tasks(user):
-    """Mine, and the team's shared ones."""
-    return ModifyTask.objects.filter(Q(owner=user) | Q(shared=True))
+    """Mine, whatever their state, and the team's shared results."""
+    return ModifyTask.objects.filter(Q(owner=user) | Q(shared=True, state=ModifyTask.State.SUCCEEDED))
 
 
 def _remix_source(request, remix_id):
     """A succeeded task the user may see, whose result becomes a new source."""
-    if not remix_id:
+    try:
+        remix_id = uuid.UUID(str(remix_id))
+    except ValueError:
         return None
     return _visible_tasks(request.user).filter(pk=remix_id, state=ModifyTask.State.SUCCEEDED).first()
 
@@ -99,19 +104,20 @@ def task_share(request, pk):
 @login_required
 @require_GET
 def gallery(request):
-    results = ModifyTask.objects.in_gallery().select_related("owner").order_by("-finished_at")
+    results = ModifyTask.objects.in_gallery().select_related("owner").order_by("-finished_at", "-pk")
     page = Paginator(results, GALLERY_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "modify/gallery.html", {"page": page})
 
 
 @login_required
-@require_GET
+@require_safe
 def media(request, path):
-    """Archived media, only for signed-in users: sources and results are the team's own."""
-    from modify.media_response import serve_media
-
+    """Archived media, only to signed-in members who may see the task it belongs to."""
     if not path.startswith(("sources/", "results/")):
         raise Http404
+    belongs = Q(source_file=path) | Q(result_file=path) | Q(poster=path)
+    if not _visible_tasks(request.user).filter(belongs).exists():
+        raise Http404("No such file.")
     return serve_media(request, path)
 
 

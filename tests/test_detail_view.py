@@ -159,6 +159,12 @@ def test_another_member_sees_a_shared_task_but_not_an_unshared_one(signed_in, su
     assert signed_in.get(f"/tasks/{hidden.pk}/").status_code == 404
 
 
+def test_a_teammates_failed_or_running_task_is_not_shown(signed_in, other):
+    for state in (ModifyTask.State.FAILED, ModifyTask.State.GENERATING):
+        task = ModifyTask.objects.create(owner=other, prompt="p", source_kind="url", state=state, shared=True)
+        assert signed_in.get(f"/tasks/{task.pk}/").status_code == 404
+
+
 def test_anonymous_is_sent_to_sign_in(client, succeeded):
     task = succeeded()
     response = client.get(f"/tasks/{task.pk}/")

@@ -37,9 +37,8 @@ def archived(member, clip):
 
 
 def body(response):
-    content = b"".join(response.streaming_content) if response.streaming else response.content
-    response.close()
-    return content
+    """All the bytes; reading a streamed response to its end also closes the file."""
+    return b"".join(response.streaming_content) if response.streaming else response.content
 
 
 def test_anonymous_is_sent_to_sign_in_without_the_bytes(client, archived):
@@ -135,14 +134,32 @@ def test_paths_outside_sources_and_results_are_not_found(signed_in, private_file
     assert b"not for the web" not in body(response)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a directory under results/ passes storage.exists() and "
-                   "opening it raises IsADirectoryError (500) in media_response.serve_media")
 def test_a_directory_is_not_found(signed_in, archived):
     url, _ = archived
     folder = url.removeprefix("/media/").rsplit("/", 1)[0]
     assert signed_in.get(f"/media/{folder}/").status_code == 404
 
 
-def test_only_get_is_allowed(signed_in, archived):
-    url, _ = archived
+def test_only_get_and_head_are_allowed(signed_in, archived):
+    url, data = archived
     assert signed_in.post(url).status_code == 405
+    head = signed_in.head(url)
+    assert head.status_code == 200 and head["Content-Length"] == str(len(data))
+
+
+def test_a_reversed_range_is_ignored_and_the_whole_file_sent(signed_in, archived):
+    url, data = archived
+    response = signed_in.get(url, HTTP_RANGE="bytes=50-10")
+    assert response.status_code == 200
+    assert body(response) == data
+
+
+def test_files_of_a_teammates_hidden_task_are_not_served(client, archived, django_user_model):
+    url, data = archived
+    ModifyTask.objects.update(shared=False)
+    client.force_login(django_user_model.objects.create_user("ivan"))
+    response = client.get(url)
+    assert response.status_code == 404
+    assert data[:64] not in body(response)
+    ModifyTask.objects.update(shared=True)
+    assert client.get(url).status_code == 200

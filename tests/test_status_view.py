@@ -121,3 +121,13 @@ def test_anonymous_is_sent_to_sign_in(client, member):
 def test_only_get_is_allowed(signed_in, member):
     task = make_task(member, ModifyTask.State.GENERATING)
     assert signed_in.post(f"/tasks/{task.pk}/status/").status_code == 405
+
+
+@pytest.mark.django_db
+def test_an_expired_session_sends_the_whole_page_to_sign_in(client, django_user_model):
+    owner = django_user_model.objects.create_user("olga")
+    task = ModifyTask.objects.create(owner=owner, prompt="p", source_kind="url", source_url="https://x/a.mp4")
+    response = client.get(f"/tasks/{task.pk}/status/", headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert response["HX-Redirect"].startswith("/accounts/login/?next=/tasks/")
+    assert response.content == b""
