@@ -41,6 +41,17 @@ def required_services():
 
 
 @pytest.fixture(scope="session", autouse=True)
+def media_through_the_app():
+    """Django's live server answers MEDIA_URL itself (static.serve: no login, no Range).
+    Send /media/ to the app's own view instead; in place before live_server starts."""
+    import django.test.testcases as testcases
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(testcases, "_MediaFilesHandler", lambda application: application)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def media_root(tmp_path_factory):
     """All files the tests write land in a temporary MEDIA_ROOT, shared with the cluster."""
     root = tmp_path_factory.mktemp("media")

@@ -145,7 +145,7 @@ def test_upload_watch_play_and_find_in_gallery(e2e, browser, page, member, clip)
     wait_for_image(page, poster)
     assert page.evaluate("window.__noReload") == 1, "the studio reloaded instead of updating in place"
     status_url = f"/tasks/{task.pk}/status/"
-    polls = [status for verb, path, status in page.evaluate("window.__htmx") if path == status_url]
+    polls = [status for _, path, status in page.evaluate("window.__htmx") if path == status_url]
     assert polls and polls[-1] == 286 and set(polls[:-1]) <= {200}, polls
     # 286 stopped the polling: nothing more is asked within another interval.
     page.wait_for_timeout(3500)
@@ -173,6 +173,7 @@ def test_upload_watch_play_and_find_in_gallery(e2e, browser, page, member, clip)
     expect(tile).to_be_visible()
     expect(tile).to_contain_text("a snowy winter night")
     wait_for_image(page, tile.locator("img"))
+    page.screenshot(path="/tmp/lumaweb-gallery.png", full_page=True)
 
     assert page.problems == []
     assert time.monotonic() - started < 90
@@ -197,3 +198,4 @@ def test_a_file_that_is_not_a_video_is_refused_inline(e2e, browser, page, member
     assert page.evaluate("window.__noReload") == 1, "the error was shown by a full page load, not by htmx"
     assert not ModifyTask.objects.exists()
     assert page.problems == []
+    page.screenshot(path="/tmp/lumaweb-error.png", full_page=True)

@@ -17,7 +17,7 @@ def duration(value):
         return f"{hours}h {minutes:02d}m"
     if minutes:
         return f"{minutes}m {seconds:02d}s"
-    return f"{seconds}s"
+    return f"{seconds}s" if seconds else "under 1s"
 
 
 @register.filter
