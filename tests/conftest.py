@@ -71,6 +71,31 @@ def clip(tmp_path):
 
 
 @pytest.fixture
+def member(django_user_model):
+    return django_user_model.objects.create_user("maria")
+
+
+@pytest.fixture
+def other(django_user_model):
+    return django_user_model.objects.create_user("ivan")
+
+
+@pytest.fixture
+def signed_in(client, member):
+    """A test client signed in as ``member``."""
+    client.force_login(member)
+    return client
+
+
+@pytest.fixture
+def app(live_server, settings):
+    """The app and its sandbox on a live server, talking real HTTP to each other (no cluster)."""
+    settings.PUBLIC_BASE_URL = live_server.url
+    settings.ALLOWED_HOSTS = ["*"]
+    return live_server
+
+
+@pytest.fixture
 def inject_faults(settings):
     """``inject_faults("rate_limit:2,callback_fail")``: set SANDBOX_FAULTS with fresh counters."""
 
@@ -119,13 +144,11 @@ def qcluster(django_db_setup, django_db_blocker, live_server, media_root, tmp_pa
 
 
 @pytest.fixture
-def e2e(qcluster, live_server, settings):
-    """The app and the sandbox on a live server, a cluster working for them, callbacks signed."""
-    settings.PUBLIC_BASE_URL = live_server.url
+def e2e(qcluster, app, settings):
+    """``app`` plus a django-q2 cluster working for it, with callbacks signed."""
     settings.LUMA_WEBHOOK_HMAC_KEY = E2E_HMAC_KEY
     settings.SANDBOX_WEBHOOK_HMAC_KEY = E2E_HMAC_KEY
-    settings.ALLOWED_HOSTS = ["*"]
-    return live_server
+    return app
 
 
 def wait_for(predicate, timeout=60, interval=0.25, what="condition"):

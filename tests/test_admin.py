@@ -19,11 +19,6 @@ def staff(admin_client):
     return admin_client
 
 
-@pytest.fixture
-def member(django_user_model):
-    return django_user_model.objects.create_user("maria")
-
-
 def make_key(label, secret, owner=None, is_active=True):
     key = ApiKey(label=label, owner=owner, is_active=is_active)
     key.secret = secret

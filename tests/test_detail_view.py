@@ -15,22 +15,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def member(django_user_model):
-    return django_user_model.objects.create_user("maria")
-
-
-@pytest.fixture
-def other(django_user_model):
-    return django_user_model.objects.create_user("ivan")
-
-
-@pytest.fixture
-def signed_in(client, member):
-    client.force_login(member)
-    return client
-
-
-@pytest.fixture
 def succeeded(member, clip, tmp_path):
     """A finished task of ``member`` with its source, result and poster archived."""
 

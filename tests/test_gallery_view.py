@@ -13,22 +13,6 @@ from modify.models import ModifyTask
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def member(django_user_model):
-    return django_user_model.objects.create_user("maria")
-
-
-@pytest.fixture
-def other(django_user_model):
-    return django_user_model.objects.create_user("ivan")
-
-
-@pytest.fixture
-def signed_in(client, member):
-    client.force_login(member)
-    return client
-
-
 @pytest.fixture(scope="module")
 def poster_jpeg(tmp_path_factory):
     from modify.clips import make_clip

@@ -12,17 +12,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def member(django_user_model):
-    return django_user_model.objects.create_user("maria")
-
-
-@pytest.fixture
-def signed_in(client, member):
-    client.force_login(member)
-    return client
-
-
-@pytest.fixture
 def archived(member, clip):
     """``(url, bytes)`` of a succeeded task's archived result video."""
     video = clip(seconds=1)

@@ -15,13 +15,6 @@ from sandbox.models import Task as SandboxTask
 
 
 @pytest.fixture
-def app(live_server, settings):
-    settings.PUBLIC_BASE_URL = live_server.url
-    settings.ALLOWED_HOSTS = ["*"]
-    return live_server
-
-
-@pytest.fixture
 def owner(transactional_db):
     return User.objects.create_user("lee")
 

@@ -15,17 +15,6 @@ pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
-@pytest.fixture
-def member(django_user_model):
-    return django_user_model.objects.create_user("maria")
-
-
-@pytest.fixture
-def signed_in(client, member):
-    client.force_login(member)
-    return client
-
-
 def make_task(owner, state, **fields):
     now = timezone.now()
     return ModifyTask.objects.create(

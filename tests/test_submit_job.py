@@ -11,13 +11,6 @@ from modify.models import ApiKey, ModifyTask
 
 
 @pytest.fixture
-def app(live_server, settings):
-    settings.PUBLIC_BASE_URL = live_server.url
-    settings.ALLOWED_HOSTS = ["*"]
-    return live_server
-
-
-@pytest.fixture
 def owner(transactional_db):
     return User.objects.create_user("ana")
 

@@ -23,22 +23,6 @@ def unreachable_provider(settings):
     settings.PUBLIC_BASE_URL = "http://127.0.0.1:9"
 
 
-@pytest.fixture
-def member(django_user_model):
-    return django_user_model.objects.create_user("maria")
-
-
-@pytest.fixture
-def other(django_user_model):
-    return django_user_model.objects.create_user("ivan")
-
-
-@pytest.fixture
-def signed_in(client, member):
-    client.force_login(member)
-    return client
-
-
 def upload(path, name=None):
     return SimpleUploadedFile(name or path.name, path.read_bytes(), content_type="video/mp4")
 
