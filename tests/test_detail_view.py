@@ -129,9 +129,15 @@ def test_a_task_in_flight_says_it_is_still_working(signed_in, member):
         owner=member, prompt="make it rain", source_kind="url", source_url="https://example.com/a.mp4",
         state=ModifyTask.State.GENERATING,
     )
-    words = text_of(page_of(signed_in, task))
+    page = page_of(signed_in, task)
+    words = text_of(page)
     assert "Still working: generating for" in words
     assert "No result yet." in words
+    assert f'hx-get="/tasks/{task.pk}/"' in page  # the page refreshes itself while in flight
+
+
+def test_a_finished_task_page_stops_refreshing(signed_in, succeeded):
+    assert "hx-get" not in page_of(signed_in, succeeded())
 
 
 def test_another_member_sees_a_shared_task_but_not_an_unshared_one(signed_in, succeeded, other):
