@@ -26,6 +26,7 @@ test: install
 
 bench: install
 	$(BIN)/python bench/bench_transform.py
+	$(BIN)/python bench/bench_status.py
 
 clean:
 	rm -rf $(VENV) var
