@@ -5,10 +5,13 @@ over real HTTP at ``PUBLIC_BASE_URL + /sandbox`` exactly like the real host.
 """
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 
 from modify.models import ApiKey
 from modify.provider import LumaClient
+
+
+class ConfigurationError(Exception):
+    """The app cannot reach a provider as configured; the message says what to fix."""
 
 
 def uses_sandbox():
@@ -17,7 +20,7 @@ def uses_sandbox():
 
 def public_base_url():
     if not settings.PUBLIC_BASE_URL:
-        raise ImproperlyConfigured("PUBLIC_BASE_URL is not set: the sandbox and callbacks need the app's own URL.")
+        raise ConfigurationError("The app is misconfigured: PUBLIC_BASE_URL is not set, so the sandbox cannot be reached.")
     return settings.PUBLIC_BASE_URL
 
 
@@ -35,15 +38,30 @@ def upload_base():
 
 def key_for(user):
     """``(ApiKey or None, secret)``: the user's key, the team's, the environment's, or the sandbox's."""
-    api_key = ApiKey.for_user(user) if user is not None else None
+    return _secret_of(ApiKey.for_user(user) if user is not None else None)
+
+
+def _secret_of(api_key):
     if api_key is not None:
-        return api_key, api_key.secret
+        try:
+            return api_key, api_key.secret
+        except ValueError:
+            raise ConfigurationError(
+                f"The API key “{api_key.label}” cannot be decrypted (was FIELD_ENCRYPTION_KEY or SECRET_KEY changed?). "
+                "Ask staff to enter it again in the admin."
+            ) from None
     if settings.LUMA_API_KEY:
         return None, settings.LUMA_API_KEY
     if uses_sandbox() and settings.SANDBOX_API_KEYS:
         return None, settings.SANDBOX_API_KEYS[0]
-    raise ImproperlyConfigured("No provider API key: set LUMA_API_KEY or add one in the admin.")
+    raise ConfigurationError("No provider API key is configured: ask staff to set LUMA_API_KEY or add one in the admin.")
 
 
 def client(secret):
     return LumaClient(secret, api_base=api_base(), upload_base=upload_base(), timeout=settings.LUMA_HTTP_TIMEOUT)
+
+
+def client_for(task):
+    """The client a task talks through: the key that created it, so polls ask the same account."""
+    _, secret = _secret_of(task.api_key) if task.api_key_id else key_for(task.owner)
+    return client(secret)

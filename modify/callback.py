@@ -5,7 +5,7 @@ but it still has to prove itself: the URL carries a per-task secret, and when
 ``LUMA_WEBHOOK_HMAC_KEY`` is set the signature and its timestamp must be
 valid. Anything else is rejected and changes nothing. The same callback
 delivered five times enqueues one finalization; one that arrives before the
-generate call returned is remembered, and the submission finalizes it.
+generate call returned records the provider's task id itself.
 """
 
 import json
@@ -16,7 +16,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from modify import webhooks
+from modify import lifecycle, webhooks
 from modify.jobs import enqueue_finalize
 from modify.models import ModifyTask
 
@@ -53,8 +53,12 @@ def callback(request, token):
     if task.provider_task_id and task.provider_task_id != provider_task_id:
         log.warning("callback for task %s rejected: taskId does not match", task.pk)
         return _reject(400, "taskId does not match this task")
-    # Read the state after noting the callback: if the submission is still
-    # running, it sees the note and finalizes when it records the taskId.
-    if task.record_callback() and ModifyTask.objects.filter(pk=task.pk, state=ModifyTask.State.GENERATING).exists():
+    first = task.record_callback()
+    if task.state == ModifyTask.State.SUBMITTING and not task.provider_task_id:
+        # Early: generate has not answered (or never will). The signed callback
+        # for this task's secret URL names its provider task; record-info confirms.
+        if lifecycle.adopt_from_callback(task, str(provider_task_id)):
+            enqueue_finalize(task)
+    elif first and task.state == ModifyTask.State.GENERATING:
         enqueue_finalize(task)
     return JsonResponse({"ok": True})

@@ -7,14 +7,16 @@
 2. poll the generating tasks whose next poll is due, oldest due first, a
    bounded batch per run; a task that raises has already been pushed
    forward (``lifecycle.poll`` books its next poll first), so one bad row
-   cannot crash-loop the scheduler;
-3. fail archiving tasks whose worker died mid-download (nothing is lost:
-   the user sees why).
+   cannot crash-loop the scheduler; a finished result is archived by its
+   own job, never inside the schedule;
+3. recover tasks whose worker died: an interrupted archive is polled and
+   archived again; a submission that never came back fails with the reason.
 """
 
 import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 from django_q.tasks import async_task
@@ -25,8 +27,11 @@ from modify.models import ModifyTask
 log = logging.getLogger(__name__)
 POLL_BATCH = 50
 LOST_SUBMISSION_AFTER = timedelta(minutes=2)
-STALE_ARCHIVING_AFTER = timedelta(minutes=30)
-STALE_SUBMITTING_AFTER = timedelta(minutes=15)
+
+
+def worker_gave_up_after():
+    """A job still running past django-q2's timeout has been killed: its task is stale."""
+    return timedelta(seconds=settings.Q_CLUSTER["timeout"]) + timedelta(minutes=5)
 
 
 def enqueue_submit(task):
@@ -35,6 +40,14 @@ def enqueue_submit(task):
 
 def enqueue_finalize(task):
     async_task("modify.jobs.finalize_task", str(task.pk), task_name=f"finalize-{task.pk}")
+
+
+def enqueue_archive(task):
+    async_task("modify.jobs.archive_task", str(task.pk), task_name=f"archive-{task.pk}")
+
+
+def archive_task(task_id):
+    lifecycle.archive_result(task_id)
 
 
 def submit_task(task_id):
@@ -61,10 +74,16 @@ def poll_due_tasks():
         except Exception:
             log.exception("task %s: poll failed; it will be polled again later", task.pk)
         polled += 1
-    stale = ModifyTask.objects.filter(
-        Q(state=ModifyTask.State.ARCHIVING, archiving_at__lte=now - STALE_ARCHIVING_AFTER)
-        | Q(state=ModifyTask.State.SUBMITTING, submitting_at__lte=now - STALE_SUBMITTING_AFTER)
+    stale_before = now - worker_gave_up_after()
+    interrupted = ModifyTask.objects.filter(state=ModifyTask.State.ARCHIVING, archiving_at__lte=stale_before)
+    recovered = sum(task.retry_archiving() for task in interrupted)
+    unanswered = ModifyTask.objects.filter(state=ModifyTask.State.SUBMITTING, submitting_at__lte=stale_before).filter(
+        Q(next_submit_at__isnull=True) | Q(next_submit_at__lte=now)
     )
-    for task in stale:
-        task.fail("The worker handling this task stopped before it finished; please submit it again.")
-    return {"requeued": len(lost), "polled": polled, "abandoned": len(stale)}
+    abandoned = 0
+    for task in unanswered:
+        if task.next_submit_at:
+            abandoned += task.fail("The provider never confirmed this task, nor called back; please submit it again.")
+        else:
+            abandoned += task.fail("The worker handling this task stopped before it finished; please submit it again.")
+    return {"requeued": len(lost), "polled": polled, "recovered": recovered, "abandoned": abandoned}

@@ -17,30 +17,37 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
-from django.utils.text import get_valid_filename
 from django.utils import timezone
 
 from modify import archive, backend, provider
+from modify.logfilters import redact
 from modify.models import ModifyTask
 
 log = logging.getLogger(__name__)
+# A provider's Retry-After is honoured up to this many seconds.
+MAX_RETRY_AFTER = 600
+
+def generation_failed(reason):
+    return f"The provider could not generate this video ({reason or 'no reason given'}). Try a different prompt or video."
+
 
 FAILURE_MESSAGES = {
     provider.AuthenticationError: "The provider rejected the API key. Ask staff to check the key in the admin.",
     provider.InsufficientCreditsError: "The provider account is out of credits. Ask staff to top it up.",
     provider.ValidationError: "The provider rejected the request: {msg}",
-    provider.GenerationFailedError: "The provider could not generate this video ({msg}). Try a different prompt or video.",
+    provider.GenerationFailedError: generation_failed("{msg}"),
     provider.FeatureDisabledError: "The provider has disabled this feature ({msg}).",
     provider.NotFoundError: "The provider no longer knows this task ({msg}).",
 }
 
 
 def explain(error):
-    """A sentence for the user; never contains a secret (provider errors never do)."""
+    """A sentence for the user, without secrets: provider errors never carry the key, and a
+    provider message that echoes our callback URL loses its token here."""
     for kind, template in FAILURE_MESSAGES.items():
         if isinstance(error, kind):
-            return template.format(msg=error.message or "no reason given")
-    return f"The provider kept failing: {error}"
+            return redact(template.format(msg=error.message or "no reason given"))
+    return redact(f"The provider kept failing: {error}")
 
 
 def backoff_seconds(attempt, base=30, cap=None):
@@ -80,22 +87,29 @@ def accept(owner, prompt, *, upload=None, url="", watermark="", duration=None, r
         remix_of=remix_of,
     )
     if upload:
-        task.source_file.save(get_valid_filename(task.source_name) or "source.mp4", upload, save=False)
+        # Stored under a fixed name: the user's file name is only shown, never trusted as a path.
+        task.source_file.save(f"source{_extension(task.source_name)}", upload, save=False)
     task.save()
     transaction.on_commit(lambda: enqueue_submit(task))
     return task
 
 
+def _extension(name):
+    extension = os.path.splitext(name)[1].lower()
+    return extension if extension in (".mp4", ".mov", ".avi") else ".mp4"
+
+
 def submit(task_id):
     """Claim a queued task, make its video public if needed, and create the provider task.
 
-    1. claim (queued → submitting) or stop: another worker has it;
-    2. an upload goes through the provider's file upload API for a public URL;
+    1. claim (queued → submitting) or stop: another worker has it, or its retry is not due;
+    2. an upload goes through the provider's file upload API for a public URL,
+       under a name unique to the task (upstream, equal names overwrite);
     3. generate, with a callback URL on this app when it has a public address;
-    4. record the provider's task id (→ generating); if the callback already
-       arrived while we waited, finalize now.
+    4. record the provider's task id (→ generating). A callback may have done
+       that already (it can arrive before generate answers): then nothing is left.
     """
-    task = ModifyTask.objects.filter(pk=task_id).first()
+    task = ModifyTask.objects.filter(pk=task_id).select_related("owner").first()
     if task is None or not task.claim_for_submission():
         return task
     try:
@@ -103,12 +117,16 @@ def submit(task_id):
         client = backend.client(secret)
         if task.source_kind == ModifyTask.Source.UPLOAD:
             with task.source_file.open("rb") as fh:
-                video_url = client.upload_file(fh, "lumaweb/sources", task.source_name or "source.mp4").download_url
+                video_url = client.upload_file(fh, "lumaweb/sources", f"{task.pk}{_extension(task.source_name)}").download_url
         else:
             video_url = task.source_url
+        ModifyTask.objects.filter(pk=task.pk).update(api_key=api_key, provider_video_url=video_url)
         provider_task_id = client.generate(
             task.prompt, video_url, callback_url=callback_url(task), watermark=task.watermark or None
         )
+    except backend.ConfigurationError as error:
+        task.fail(str(error))
+        return task
     except provider.ProviderError as error:
         _submission_failed(task, error)
         return task
@@ -117,42 +135,72 @@ def submit(task_id):
         raise
     if api_key is not None:
         type(api_key).objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())
-        ModifyTask.objects.filter(pk=task.pk).update(api_key=api_key)
-    if task.mark_generating(provider_task_id, video_url) and task.callback_received_at:
-        from modify.jobs import enqueue_finalize
-
-        enqueue_finalize(task)
+    if not task.mark_generating(provider_task_id):
+        task.refresh_from_db()
+        if task.provider_task_id != provider_task_id:
+            log.warning("task %s: generate answered %s after task %s was recorded", task.pk, provider_task_id, task.provider_task_id)
     return task
 
 
 def _submission_failed(task, error):
-    if error.retryable and task.submit_attempts < settings.LUMA_SUBMIT_MAX_ATTEMPTS:
-        delay = getattr(error, "retry_after", None) or backoff_seconds(task.submit_attempts, base=10)
+    if getattr(error, "request_sent", False):
+        _generate_in_doubt(task)
+    elif error.retryable and task.submit_attempts < settings.LUMA_SUBMIT_MAX_ATTEMPTS:
+        delay = min(getattr(error, "retry_after", None) or backoff_seconds(task.submit_attempts, base=10), MAX_RETRY_AFTER)
         log.info("task %s: retryable provider error on submit (%s), again in %.0fs", task.pk, type(error).__name__, delay)
-        task.retry_submission(delay, reason=f"Waiting to retry: {error}")
+        task.retry_submission(delay, reason=f"Waiting to retry: {error.summary}.")
     else:
         task.fail(explain(error), code=error.code)
 
 
-def poll(task):
-    """Ask the provider about one generating task, and act on the answer.
+def _generate_in_doubt(task):
+    """The request went out but no answer came back: the provider may have created the task.
 
-    The next poll is booked before asking, so a task whose poll raises is
+    Sending it again could bill it twice, so it is not resent. With callbacks,
+    the task waits for its callback to learn the id; without, it fails and says why.
+    """
+    if callback_url(task):
+        deadline = timezone.now() + timedelta(seconds=settings.LUMA_MAX_WAIT_SECONDS)
+        task.await_callback(deadline, "The provider did not answer in time; waiting for its callback.")
+    else:
+        task.fail(
+            "The provider did not answer in time, so it may have started this task anyway. To avoid paying twice "
+            "it was not sent again: check the gallery later, or submit it again."
+        )
+
+
+def adopt_from_callback(task, provider_task_id):
+    """A verified callback names the provider task of a task still submitting: record it."""
+    return task.mark_generating(provider_task_id, first_poll_seconds=0)
+
+
+def book_poll(task):
+    """Give up on a task past its maximum wait, else book its next poll; True when this caller should poll now.
+
+    The booking comes first, so a task whose poll raises has already been
     pushed forward and cannot crash-loop the scheduler.
     """
     if timezone.now() - (task.generating_at or task.created_at) > timedelta(seconds=settings.LUMA_MAX_WAIT_SECONDS):
         minutes = settings.LUMA_MAX_WAIT_SECONDS // 60
         task.fail(f"The provider did not finish within {minutes} minutes; gave up waiting.")
-        return task
+        return False
     next_poll = timezone.now() + timedelta(seconds=backoff_seconds(task.poll_count + 1, settings.LUMA_POLL_FIRST_SECONDS))
-    if not task.record_poll(next_poll):
+    return task.record_poll(next_poll)
+
+
+def poll(task):
+    """Ask the provider about one generating task, and act on the answer."""
+    if not book_poll(task):
         return task
-    _, secret = backend.key_for(task.owner)
     try:
-        info = backend.client(secret).record_info(task.provider_task_id)
+        info = backend.client_for(task).record_info(task.provider_task_id)
+    except backend.ConfigurationError as error:
+        task.fail(str(error))
+        return task
     except provider.ProviderError as error:
-        if error.retryable:
-            log.info("task %s: retryable provider error on poll (%s)", task.pk, type(error).__name__)
+        # record-info changes nothing upstream: a garbled answer is worth asking again.
+        if error.retryable or isinstance(error, provider.ProtocolError):
+            log.info("task %s: provider error on poll (%s), will ask again", task.pk, type(error).__name__)
         else:
             task.fail(explain(error), code=error.code)
         return task
@@ -161,23 +209,32 @@ def poll(task):
 
 def finalize(task_id):
     """Finalize after a callback: the callback is only a hint, record-info is the truth."""
-    task = ModifyTask.objects.filter(pk=task_id, state=ModifyTask.State.GENERATING).first()
+    task = ModifyTask.objects.filter(pk=task_id, state=ModifyTask.State.GENERATING).select_related("owner").first()
     return poll(task) if task is not None else None
 
 
 def settle(task, info):
-    """Turn a record-info answer into the next state."""
+    """Turn a record-info answer into the next state; archiving runs as its own job."""
+    from modify.jobs import enqueue_archive
+
     if info.is_success:
         if not info.result_urls:
             task.fail("The provider reported success but gave no result file.")
-            return task
-        if task.start_archiving(info.result_urls[0]):
-            _, secret = backend.key_for(task.owner)
-            archive.archive(task, backend.client(secret))
+        elif task.start_archiving(info.result_urls[0]):
+            enqueue_archive(task)
     elif info.is_failed:
-        message = info.error_message or "no reason given"
-        task.fail(
-            f"The provider could not generate this video ({message}). Try a different prompt or video.",
-            code=info.error_code,
-        )
+        task.fail(generation_failed(info.error_message), code=info.error_code)
     return task
+
+
+def archive_result(task_id):
+    """Download, probe and store the result of a task claimed ``archiving``."""
+    task = ModifyTask.objects.filter(pk=task_id, state=ModifyTask.State.ARCHIVING).select_related("owner", "api_key").first()
+    if task is None:
+        return None
+    try:
+        client = backend.client_for(task)
+    except backend.ConfigurationError as error:
+        task.fail(str(error))
+        return task
+    return archive.archive(task, client)

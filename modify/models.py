@@ -210,10 +210,21 @@ class ModifyTask(models.Model):
         return bool(won)
 
     def claim_for_submission(self):
-        """queued → submitting, counting the attempt; only one worker wins."""
-        return self._transition(
-            [self.State.QUEUED], self.State.SUBMITTING, submitting_at=timezone.now(), submit_attempts=F("submit_attempts") + 1
+        """queued → submitting, counting the attempt; only one worker wins, and not before a retry is due."""
+        now = timezone.now()
+        due = Q(next_submit_at__isnull=True) | Q(next_submit_at__lte=now)
+        won = (
+            ModifyTask.objects.filter(due, pk=self.pk, state=self.State.QUEUED)
+            .update(state=self.State.SUBMITTING, updated_at=now, submitting_at=now, submit_attempts=F("submit_attempts") + 1,
+                    next_submit_at=None)
         )
+        if won:
+            self.refresh_from_db()
+        return bool(won)
+
+    def await_callback(self, deadline, note):
+        """Stay submitting after an unanswered generate call, until its callback tells the task id."""
+        return self._transition([self.State.SUBMITTING], self.State.SUBMITTING, next_submit_at=deadline, error_message=note)
 
     def retry_submission(self, delay_seconds, reason=""):
         """submitting → queued after a retryable error, due again after ``delay_seconds``."""
@@ -224,16 +235,17 @@ class ModifyTask(models.Model):
             error_message=reason,
         )
 
-    def mark_generating(self, provider_task_id, provider_video_url):
-        """submitting → generating once the provider accepted the task."""
+    def mark_generating(self, provider_task_id, first_poll_seconds=None):
+        """submitting → generating once the provider's task id is known (from generate, or its callback)."""
         now = timezone.now()
+        first_poll = settings.LUMA_POLL_FIRST_SECONDS if first_poll_seconds is None else first_poll_seconds
         return self._transition(
             [self.State.SUBMITTING],
             self.State.GENERATING,
             provider_task_id=provider_task_id,
-            provider_video_url=provider_video_url,
             generating_at=now,
-            next_poll_at=now + timedelta(seconds=settings.LUMA_POLL_FIRST_SECONDS),
+            next_poll_at=now + timedelta(seconds=first_poll),
+            next_submit_at=None,
             error_message="",
         )
 
@@ -254,6 +266,12 @@ class ModifyTask(models.Model):
         if first:
             self.callback_received_at = now
         return bool(first)
+
+    def retry_archiving(self):
+        """archiving → generating, due for a poll now: the worker archiving it stopped; the
+        poll re-confirms and archives again, within the task's maximum wait."""
+        now = timezone.now()
+        return self._transition([self.State.ARCHIVING], self.State.GENERATING, archiving_at=None, next_poll_at=now)
 
     def start_archiving(self, result_url):
         """generating → archiving: only one finalizer downloads the result."""

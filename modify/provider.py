@@ -98,10 +98,19 @@ class FeatureDisabledError(ProviderError):
 
 
 class ProviderUnavailable(ProviderError):
-    """No answer at all: connection refused, DNS failure, timeout."""
+    """No answer at all: connection refused, DNS failure, timeout.
+
+    ``request_sent`` says whether the provider may have received and acted on
+    the request (a read timeout, a connection dropped mid-answer): retrying a
+    ``generate`` then could create, and bill, the same task twice.
+    """
 
     retryable = True
     summary = "The video provider could not be reached"
+
+    def __init__(self, message, code=None, http_status=None, request_sent=False):
+        super().__init__(message, code, http_status)
+        self.request_sent = request_sent
 
 
 class ProtocolError(ProviderError):
@@ -262,6 +271,15 @@ class _MultipartBody:
         yield self._tail
 
 
+def _may_have_been_sent(exc) -> bool:
+    """False only when the request surely never reached the provider."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    if isinstance(exc, (requests.ReadTimeout, requests.exceptions.ChunkedEncodingError)):
+        return True
+    return "NewConnectionError" not in repr(exc) and "NameResolutionError" not in repr(exc)
+
+
 class LumaClient:
     """Typed access to every endpoint of the contract; one instance per API key."""
 
@@ -333,7 +351,9 @@ class LumaClient:
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             log.info("kie.ai %s %s -> unreachable (%s) after %.2fs",
                      method, path, type(exc).__name__, time.monotonic() - started)
-            raise ProviderUnavailable(self._redact(f"{type(exc).__name__}: {exc}")) from exc
+            raise ProviderUnavailable(
+                self._redact(f"{type(exc).__name__}: {exc}"), request_sent=_may_have_been_sent(exc)
+            ) from exc
         status = resp.status_code
         try:
             envelope = resp.json()

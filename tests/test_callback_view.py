@@ -63,12 +63,17 @@ def test_the_same_callback_five_times_enqueues_once(client, task, enqueued):
     assert enqueued == [task.pk]
 
 
-def test_a_callback_while_still_submitting_is_remembered_not_enqueued(client, task, enqueued):
+def test_a_callback_before_generate_answered_records_the_provider_task(client, task, enqueued):
     ModifyTask.objects.filter(pk=task.pk).update(state=ModifyTask.State.SUBMITTING, provider_task_id="")
+    task.refresh_from_db()
     assert post(client, task).status_code == 200
     task.refresh_from_db()
+    assert task.state == ModifyTask.State.GENERATING
+    assert task.provider_task_id == PROVIDER_ID
     assert task.callback_received_at is not None
-    assert enqueued == []
+    assert enqueued == [task.pk]
+    assert post(client, task).status_code == 200  # the duplicate changes nothing more
+    assert enqueued == [task.pk]
 
 
 @pytest.mark.parametrize(
@@ -121,4 +126,5 @@ def test_only_post_is_allowed(client, task):
 
 def test_a_callback_is_answered_with_few_queries(client, task, enqueued, django_assert_max_num_queries):
     with django_assert_max_num_queries(3):
-        post(client, task)
+        assert post(client, task).status_code == 200
+    assert enqueued == [task.pk]

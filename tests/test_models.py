@@ -55,6 +55,8 @@ def test_retry_submission_puts_it_back_in_the_queue_later(make):
     assert task.state == S.QUEUED
     assert task.error_message == "The provider is busy."
     assert timedelta(seconds=55) < task.next_submit_at - timezone.now() <= timedelta(seconds=60)
+    assert task.claim_for_submission() is False  # not before the retry is due
+    ModifyTask.objects.filter(pk=task.pk).update(next_submit_at=timezone.now())
     assert task.claim_for_submission() is True
     assert task.submit_attempts == 2  # the retry counts as a second attempt
 
@@ -62,10 +64,9 @@ def test_retry_submission_puts_it_back_in_the_queue_later(make):
 def test_mark_generating_books_the_first_poll(make, settings):
     settings.LUMA_POLL_FIRST_SECONDS = 30
     task = make(S.SUBMITTING, error_message="The provider is busy.")
-    assert task.mark_generating("a" * 32, "https://files.example.com/a.mp4") is True
+    assert task.mark_generating("a" * 32) is True
     assert task.state == S.GENERATING
     assert task.provider_task_id == "a" * 32
-    assert task.provider_video_url == "https://files.example.com/a.mp4"
     assert task.error_message == ""  # an old retry note no longer applies
     assert task.next_poll_at - task.generating_at == timedelta(seconds=30)
 
@@ -113,7 +114,7 @@ def test_fail_records_the_stage_it_failed_in(make, stage):
         (S.SUBMITTING, lambda t: t.claim_for_submission()),
         (S.GENERATING, lambda t: t.claim_for_submission()),
         (S.QUEUED, lambda t: t.retry_submission(30)),
-        (S.QUEUED, lambda t: t.mark_generating("a" * 32, "https://e.com/a.mp4")),
+        (S.QUEUED, lambda t: t.mark_generating("a" * 32)),
         (S.ARCHIVING, lambda t: t.record_poll(timezone.now())),
         (S.FAILED, lambda t: t.record_poll(timezone.now())),
         (S.SUBMITTING, lambda t: t.start_archiving("https://e.com/r.mp4")),
@@ -211,7 +212,7 @@ def test_steps_done_and_timeline_follow_the_task(make):
     assert task.steps_done == []
     assert [label for label, _ in task.timeline] == ["Queued"]
     task.claim_for_submission()
-    task.mark_generating("a" * 32, "https://e.com/a.mp4")
+    task.mark_generating("a" * 32)
     assert task.steps_done == ["queued", "submitting"]
     assert [label for label, _ in task.timeline] == ["Queued", "Submitted to the provider", "Provider generating"]
     task.start_archiving("https://e.com/r.mp4")

@@ -107,15 +107,48 @@ def test_lost_submissions_are_enqueued_again_once(owner, monkeypatch):
     assert poll_due_tasks()["requeued"] == 0
 
 
-def test_tasks_abandoned_by_a_dead_worker_fail_visibly(owner):
+def test_an_archive_interrupted_by_a_dead_worker_is_polled_and_archived_again(owner, monkeypatch):
+    monkeypatch.setattr("modify.lifecycle.poll", lambda task: task)  # the poll itself is tested above
     long_ago = timezone.now() - timedelta(hours=2)
     archiving = ModifyTask.objects.create(
-        owner=owner, prompt="p", source_kind="url", state=ModifyTask.State.ARCHIVING, archiving_at=long_ago
+        owner=owner, prompt="p", source_kind="url", state=ModifyTask.State.ARCHIVING, archiving_at=long_ago,
+        generating_at=long_ago,
+    )
+    fresh = ModifyTask.objects.create(
+        owner=owner, prompt="p", source_kind="url", state=ModifyTask.State.ARCHIVING, archiving_at=timezone.now()
+    )
+    assert poll_due_tasks()["recovered"] == 1
+    archiving.refresh_from_db()
+    fresh.refresh_from_db()
+    assert archiving.state == ModifyTask.State.GENERATING and archiving.next_poll_at <= timezone.now()
+    assert fresh.state == ModifyTask.State.ARCHIVING
+
+
+@pytest.mark.parametrize(
+    "waiting_for_callback, message",
+    [(False, "worker handling this task stopped"), (True, "never confirmed this task, nor called back")],
+)
+def test_a_submission_that_never_came_back_fails_visibly(owner, waiting_for_callback, message):
+    long_ago = timezone.now() - timedelta(hours=2)
+    task = ModifyTask.objects.create(
+        owner=owner, prompt="p", source_kind="url", state=ModifyTask.State.SUBMITTING, submitting_at=long_ago,
+        next_submit_at=long_ago + timedelta(hours=1) if waiting_for_callback else None,
     )
     assert poll_due_tasks()["abandoned"] == 1
-    archiving.refresh_from_db()
-    assert archiving.state == ModifyTask.State.FAILED and archiving.failed_stage == ModifyTask.State.ARCHIVING
-    assert "please submit it again" in archiving.error_message
+    task.refresh_from_db()
+    assert task.state == ModifyTask.State.FAILED and task.failed_stage == ModifyTask.State.SUBMITTING
+    assert message in task.error_message
+
+
+def test_a_submission_waiting_for_its_callback_is_left_alone_until_its_deadline(owner):
+    long_ago = timezone.now() - timedelta(hours=2)
+    task = ModifyTask.objects.create(
+        owner=owner, prompt="p", source_kind="url", state=ModifyTask.State.SUBMITTING, submitting_at=long_ago,
+        next_submit_at=timezone.now() + timedelta(minutes=10),
+    )
+    assert poll_due_tasks()["abandoned"] == 0
+    task.refresh_from_db()
+    assert task.state == ModifyTask.State.SUBMITTING
 
 
 def test_the_schedule_runs_every_minute_and_is_created_once(transactional_db):

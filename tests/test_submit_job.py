@@ -74,6 +74,8 @@ def test_a_rate_limit_puts_the_task_back_with_a_delay_then_it_goes_through(app, 
     assert task.state == ModifyTask.State.QUEUED
     assert task.next_submit_at > timezone.now()
     assert "Waiting to retry" in task.error_message
+    assert lifecycle.submit(task.pk).state == ModifyTask.State.QUEUED  # not before the retry is due
+    ModifyTask.objects.filter(pk=task.pk).update(next_submit_at=timezone.now())
     task = lifecycle.submit(task.pk)
     assert task.state == ModifyTask.State.GENERATING
     assert task.submit_attempts == 2 and task.error_message == ""
@@ -84,6 +86,7 @@ def test_server_errors_give_up_after_the_attempt_limit(app, upload_task, setting
     settings.LUMA_SUBMIT_MAX_ATTEMPTS = 2
     task = lifecycle.submit(upload_task().pk)
     assert task.state == ModifyTask.State.QUEUED
+    ModifyTask.objects.filter(pk=task.pk).update(next_submit_at=timezone.now())
     task = lifecycle.submit(task.pk)
     assert task.state == ModifyTask.State.FAILED
     assert "kept failing" in task.error_message
@@ -93,3 +96,43 @@ def test_an_unreachable_provider_is_retried(upload_task, settings):
     settings.PUBLIC_BASE_URL = "http://127.0.0.1:9"
     task = lifecycle.submit(upload_task().pk)
     assert task.state == ModifyTask.State.QUEUED and task.submit_attempts == 1
+
+
+def test_a_generate_that_got_no_answer_is_not_sent_again(app, upload_task, settings, inject_faults):
+    """A read timeout: the provider may have created (and billed) the task, so waiting beats resending."""
+    from sandbox.models import Task as SandboxTask
+
+    inject_faults("slow:1.5")
+    settings.LUMA_HTTP_TIMEOUT = 1
+    task = lifecycle.submit(upload_task().pk)
+    assert task.state == ModifyTask.State.SUBMITTING
+    assert "waiting for its callback" in task.error_message
+    assert task.next_submit_at > timezone.now()
+    assert lifecycle.submit(task.pk).submit_attempts == 1  # not claimable again
+    settings.SANDBOX_FAULTS = ""
+    assert SandboxTask.objects.count() <= 1
+
+
+def test_without_callbacks_an_unanswered_generate_fails_and_says_why(app, upload_task, settings, inject_faults, monkeypatch):
+    inject_faults("slow:1.5")
+    settings.LUMA_HTTP_TIMEOUT = 1
+    monkeypatch.setattr("modify.lifecycle.callback_url", lambda task: None)
+    task = lifecycle.submit(upload_task().pk)
+    assert task.state == ModifyTask.State.FAILED
+    assert "To avoid paying twice it was not sent again" in task.error_message
+
+
+def test_uploads_are_named_after_the_task_so_equal_file_names_never_collide(app, upload_task):
+    first, second = lifecycle.submit(upload_task().pk), lifecycle.submit(upload_task().pk)
+    assert first.provider_video_url.endswith(f"/{first.pk}.mp4")
+    assert second.provider_video_url.endswith(f"/{second.pk}.mp4")
+
+
+def test_a_key_that_cannot_be_decrypted_fails_the_task_with_advice(app, upload_task, owner):
+    key = ApiKey(owner=owner, label="mine")
+    key.secret = "sandbox-key"
+    key.save()
+    ApiKey.objects.filter(pk=key.pk).update(secret_encrypted="garbage")
+    task = lifecycle.submit(upload_task().pk)
+    assert task.state == ModifyTask.State.FAILED
+    assert "cannot be decrypted" in task.error_message and "mine" in task.error_message
