@@ -113,12 +113,21 @@ def gallery(request):
 @require_safe
 def media(request, path):
     """Archived media, only to signed-in members who may see the task it belongs to."""
-    if not path.startswith(("sources/", "results/")):
-        raise Http404
-    belongs = Q(source_file=path) | Q(result_file=path) | Q(poster=path)
-    if not _visible_tasks(request.user).filter(belongs).exists():
+    task = _visible_tasks(request.user).filter(pk=_task_id_in(path)).first()
+    if task is None or path not in (task.source_file.name, task.result_file.name, task.poster.name):
         raise Http404("No such file.")
     return serve_media(request, path)
+
+
+def _task_id_in(path):
+    """Media paths are ``sources|results/YYYY/MM/<task id>/<name>`` (see models)."""
+    parts = path.split("/")
+    if len(parts) != 5 or parts[0] not in ("sources", "results"):
+        raise Http404("No such file.")
+    try:
+        return uuid.UUID(parts[3])
+    except ValueError:
+        raise Http404("No such file.") from None
 
 
 def healthz(request):

@@ -41,6 +41,15 @@ def required_services():
 
 
 @pytest.fixture(scope="session", autouse=True)
+def remove_stale_test_databases():
+    """Each run has its own SQLite test file (var/test-<pid>.sqlite3); clear those of finished runs."""
+    for path in Path(settings.VAR_DIR).glob("test-*.sqlite3*"):
+        pid = path.name.split("-")[1].split(".")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists():
+            path.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def media_through_the_app():
     """Django's live server answers MEDIA_URL itself (static.serve: no login, no Range).
     Send /media/ to the app's own view instead; in place before live_server starts."""
