@@ -57,6 +57,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
             )
         )
 
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if backend.uses_sandbox():
+            self.message_user(
+                request,
+                "The app runs against the built-in sandbox, so this key is sent there, not to kie.ai. "
+                "Set LUMA_API_BASE=https://api.kie.ai (or LUMA_API_KEY) to use the real service.",
+                messages.WARNING,
+            )
+
     @admin.display(description="Key")
     def masked(self, obj):
         return obj.masked if obj.last4 else "—"

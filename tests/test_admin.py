@@ -48,6 +48,17 @@ def test_a_new_key_is_stored_encrypted(staff):
     assert key.owner is None and key.is_active
 
 
+@pytest.mark.parametrize("sandbox", [True, False])
+def test_saving_a_key_warns_when_it_would_go_to_the_sandbox(staff, settings, sandbox):
+    settings.SANDBOX_ENABLED = sandbox
+    settings.LUMA_API_BASE = ""
+    response = staff.post(
+        "/admin/modify/apikey/add/", {"label": "Team key", "owner": "", "is_active": "on", "new_secret": SECRET},
+        follow=True,
+    )
+    assert ("this key is sent there, not to kie.ai" in response.content.decode()) is sandbox
+
+
 def test_a_new_key_needs_its_secret(staff):
     response = staff.post("/admin/modify/apikey/add/", {"label": "Team key", "owner": "", "is_active": "on"})
     assert response.status_code == 200
