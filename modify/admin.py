@@ -6,6 +6,8 @@ ever show its last four characters.
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
 from django.db.models import Count, Q
 
 from modify import backend, provider
@@ -114,3 +116,37 @@ class ModifyTaskAdmin(admin.ModelAdmin):
     def mark_failed(self, request, queryset):
         stopped = sum(task.fail(f"Stopped by staff ({request.user.get_username()}).") for task in queryset.active())
         self.message_user(request, f"Stopped {stopped} task(s).")
+
+
+class TeamMemberAdmin(UserAdmin):
+    """Django's user admin, plus what each member has asked of the provider."""
+
+    list_display = [*UserAdmin.list_display, "task_total", "succeeded_total", "failed_total"]
+
+    def get_queryset(self, request):
+        tasks = ModifyTask.State
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                tasks_count=Count("modify_tasks"),
+                succeeded_count=Count("modify_tasks", filter=Q(modify_tasks__state=tasks.SUCCEEDED)),
+                failed_count=Count("modify_tasks", filter=Q(modify_tasks__state=tasks.FAILED)),
+            )
+        )
+
+    @admin.display(description="Tasks", ordering="tasks_count")
+    def task_total(self, obj):
+        return obj.tasks_count
+
+    @admin.display(description="Succeeded", ordering="succeeded_count")
+    def succeeded_total(self, obj):
+        return obj.succeeded_count
+
+    @admin.display(description="Failed", ordering="failed_count")
+    def failed_total(self, obj):
+        return obj.failed_count
+
+
+admin.site.unregister(User)
+admin.site.register(User, TeamMemberAdmin)

@@ -15,6 +15,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.files import File
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -92,6 +93,15 @@ def accept(owner, prompt, *, upload=None, url="", watermark="", duration=None, r
     task.save()
     transaction.on_commit(lambda: enqueue_submit(task))
     return task
+
+
+def resubmit(task):
+    """A failed task once more, as a new task with the same source, prompt and watermark."""
+    again = {"watermark": task.watermark, "duration": task.source_duration, "remix_of": task.remix_of}
+    if task.source_kind == ModifyTask.Source.URL:
+        return accept(task.owner, task.prompt, url=task.source_url, **again)
+    with task.source_file.open("rb") as source:
+        return accept(task.owner, task.prompt, upload=File(source, name=task.source_name or "source.mp4"), **again)
 
 
 def _extension(name):

@@ -8,6 +8,7 @@ urlpatterns = [
     path("tasks/<uuid:pk>/", views.task_detail, name="task-detail"),
     path("tasks/<uuid:pk>/status/", views.task_status, name="task-status"),
     path("tasks/<uuid:pk>/share/", views.task_share, name="task-share"),
+    path("tasks/<uuid:pk>/retry/", views.task_retry, name="task-retry"),
     path("gallery/", views.gallery, name="gallery"),
     path("media/<path:path>", views.media, name="media"),
     path("callbacks/<str:token>/", callback.callback, name="callback"),

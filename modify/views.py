@@ -102,6 +102,15 @@ def task_share(request, pk):
 
 
 @login_required
+@require_POST
+def task_retry(request, pk):
+    """Submit a failed task of mine again, as a new task."""
+    task = get_object_or_404(ModifyTask, pk=pk, owner=request.user, state=ModifyTask.State.FAILED)
+    lifecycle.resubmit(task)
+    return redirect("studio")
+
+
+@login_required
 @require_GET
 def gallery(request):
     results = ModifyTask.objects.in_gallery().select_related("owner").order_by("-finished_at", "-pk")

@@ -197,3 +197,13 @@ def test_members_without_staff_rights_cannot_reach_the_admin(client, member):
     response = client.get("/admin/modify/apikey/")
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+def test_the_user_list_shows_each_members_tasks(staff, member):
+    make_task(member, ModifyTask.State.SUCCEEDED, "one")
+    make_task(member, ModifyTask.State.SUCCEEDED, "two")
+    make_task(member, ModifyTask.State.FAILED, "three")
+    page = staff.get("/admin/auth/user/?q=maria").content.decode()
+    row = page[page.index(">maria<"):]
+    row = row[: row.index("</tr>")]
+    assert [cell.split(">")[-1] for cell in row.split("</td>")[:-1]][-3:] == ["3", "2", "1"]
