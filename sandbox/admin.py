@@ -14,7 +14,9 @@ class TaskAdmin(admin.ModelAdmin):
     list_display = ["task_id", "prompt", "grade", "success_flag", "created_at", "completed_at"]
     list_filter = ["success_flag", "grade"]
     search_fields = ["task_id", "prompt"]
-    readonly_fields = [f.name for f in Task._meta.fields]
+    # The callback URL's path carries the app's per-task secret token: never shown.
+    exclude = ["callback_url"]
+    readonly_fields = [f.name for f in Task._meta.fields if f.name != "callback_url"]
 
 
 @admin.register(UploadedFile)

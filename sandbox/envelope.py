@@ -2,8 +2,9 @@
 
 Every sandbox API view is wrapped in ``api_view``: it answers 404 when the
 sandbox is switched off, checks the bearer key against ``SANDBOX_API_KEYS``,
-applies request-level faults, and turns ``ApiError`` and malformed input into
-the documented ``{"code", "msg", "data"}`` envelope instead of a traceback.
+applies request-level faults, and turns ``ApiError`` and malformed input (bad
+JSON, a body over Django's size limit, a rejected upload) into the documented
+``{"code", "msg", "data"}`` envelope instead of a traceback or an HTML 400.
 """
 
 import functools
@@ -13,7 +14,9 @@ import logging
 import time
 
 from django.conf import settings
+from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
 from sandbox import faults
@@ -76,10 +79,19 @@ def api_view(methods, upload=False):
                 return envelope(None, 401, "Unauthorized: missing or invalid API key.", **extra)
             if code := faults.request_fault_code():
                 return envelope(None, code, faults.REQUEST_MESSAGES[code], **extra)
+            # The body is read lazily, so Django's parsing errors surface inside ``fn``.
             try:
                 data = fn(request, api_key, *args, **kwargs)
             except ApiError as error:
                 return envelope(None, error.code, error.msg, **extra)
+            except RequestDataTooBig:
+                limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE / (1024 * 1024)
+                msg = f"The request body is larger than {limit:g} MB: send big files with file-stream-upload."
+                return envelope(None, 422, msg, **extra)
+            except (BadRequest, MultiPartParserError, SuspiciousOperation) as error:
+                log.warning("sandbox request to %s rejected: %s", request.path, type(error).__name__)
+                msg = "The request could not be parsed: it is malformed or not allowed."
+                return envelope(None, 422, msg, **extra)
             if upload:
                 return envelope(data, 200, "File uploaded successfully", success=True)
             return envelope(data)

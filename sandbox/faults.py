@@ -40,10 +40,6 @@ def parse(spec):
     return faults
 
 
-def current():
-    return parse(settings.SANDBOX_FAULTS)
-
-
 def request_fault_code():
     """The error code the next API request must answer with, or None."""
     spec = settings.SANDBOX_FAULTS

@@ -7,7 +7,7 @@
 2. decide the outcome: an injected create or generation failure, else a
    real transform of the source (a grade from the prompt, the watermark);
 3. record it once (``Task.finish`` is a conditional UPDATE), refunding
-   credits on failure;
+   credits on failure, including a crash of the transform itself;
 4. deliver the signed callback (once, several times, or not at all per the
    task's faults) and report successFlag 4 when delivery failed.
 """
@@ -49,6 +49,11 @@ def generate(task_id):
             _render(task)
         except MediaError as error:
             _fail(task, Task.Flag.GENERATE_FAILED, 501, f"Generation failed: {error}")
+        except Exception:
+            # Not re-raised: the task must end (refunded, called back) rather than sit at
+            # successFlag 0, and a django-q2 retry would only find it already finished.
+            log.exception("sandbox generation of task %s failed unexpectedly", task.task_id)
+            _fail(task, Task.Flag.GENERATE_FAILED, 501, "Generation failed: internal error in the sandbox.")
         else:
             task.finish(Task.Flag.SUCCESS)
     deliver_callbacks(task)

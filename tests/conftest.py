@@ -4,16 +4,21 @@ CI sets ``REQUIRE_POSTGRES``, ``REQUIRE_REDIS`` and ``REQUIRE_BROWSER``: then
 a missing service fails the run instead of skipping tests.
 """
 
+import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import requests
 from django.conf import settings
 from django.db import connection
 
@@ -21,6 +26,8 @@ from modify.clips import make_clip
 
 ROOT = Path(__file__).resolve().parent.parent
 E2E_HMAC_KEY = "e2e-webhook-key"
+SANDBOX_KEY = "sandbox-key"
+SANDBOX_AUTH = {"Authorization": f"Bearer {SANDBOX_KEY}"}
 
 
 def _required(name):
@@ -102,6 +109,47 @@ def app(live_server, settings):
     settings.PUBLIC_BASE_URL = live_server.url
     settings.ALLOWED_HOSTS = ["*"]
     return live_server
+
+
+@pytest.fixture
+def api(live_server, settings):
+    """The sandbox's base URL on a live server."""
+    settings.ALLOWED_HOSTS = ["*"]
+    return f"{live_server.url}/sandbox"
+
+
+def upload_clip(api, path, name="clip.mp4"):
+    """Upload ``path`` through the sandbox's stream upload; its public download URL."""
+    with open(path, "rb") as fh:
+        answer = requests.post(
+            f"{api}/api/file-stream-upload", headers=SANDBOX_AUTH, files={"file": (name, fh)}, data={"uploadPath": "tests"}
+        ).json()
+    assert answer["code"] == 200, answer
+    return answer["data"]["downloadUrl"]
+
+
+@pytest.fixture
+def callback_receiver():
+    """A real HTTP server that records every callback it is sent, as ``(headers, body)``."""
+    received = queue.Queue()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.put((dict(self.headers), json.loads(body)))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"ok": true}')
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.received = received
+    server.url = f"http://127.0.0.1:{server.server_port}/hook"
+    yield server
+    server.shutdown()
 
 
 @pytest.fixture

@@ -1,29 +1,19 @@
 """The sandbox answers the upstream contract endpoint by endpoint, over real HTTP."""
 
 import base64
+import importlib
 
 import pytest
 import requests
+from django.test import override_settings
+from django.urls import Resolver404, clear_url_caches, resolve
 
+import lumaweb.urls
 from sandbox.models import Account, Task
 
-KEY = "sandbox-key"
-AUTH = {"Authorization": f"Bearer {KEY}"}
-
-
-@pytest.fixture
-def api(live_server, settings):
-    settings.ALLOWED_HOSTS = ["*"]
-    return f"{live_server.url}/sandbox"
-
-
-def upload_clip(api, path, name="clip.mp4"):
-    with open(path, "rb") as fh:
-        answer = requests.post(
-            f"{api}/api/file-stream-upload", headers=AUTH, files={"file": (name, fh)}, data={"uploadPath": "tests"}
-        ).json()
-    assert answer["code"] == 200, answer
-    return answer["data"]["downloadUrl"]
+from tests.conftest import SANDBOX_AUTH as AUTH
+from tests.conftest import SANDBOX_KEY as KEY
+from tests.conftest import upload_clip
 
 
 @pytest.mark.parametrize(
@@ -243,6 +233,54 @@ def test_malformed_json_is_422_not_a_traceback(api):
     assert response.json()["code"] == 422 and "not valid JSON" in response.json()["msg"]
 
 
+def test_a_body_over_djangos_size_limit_is_the_422_envelope_not_an_html_400(api, settings):
+    body = {"base64Data": "A" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE, "uploadPath": "x"}
+    response = requests.post(f"{api}/api/file-base64-upload", headers=AUTH, json=body)
+    assert response.status_code == 200
+    assert response.json() == {
+        "code": 422,
+        "msg": "The request body is larger than 10 MB: send big files with file-stream-upload.",
+        "data": None,
+        "success": False,
+    }
+
+
+@pytest.mark.parametrize(
+    "content_type, data",
+    [
+        ("multipart/form-data", b"--x\r\n"),
+        ("application/x-www-form-urlencoded; charset=latin-1", b"uploadPath=x"),
+    ],
+)
+def test_a_request_django_cannot_parse_is_the_422_envelope(api, content_type, data):
+    headers = {**AUTH, "Content-Type": content_type}
+    response = requests.post(f"{api}/api/file-stream-upload", headers=headers, data=data)
+    assert response.status_code == 200
+    assert response.json()["code"] == 422 and "could not be parsed" in response.json()["msg"]
+
+
 def test_the_sandbox_is_not_reachable_when_disabled(api, settings):
     settings.SANDBOX_ENABLED = False
     assert requests.get(f"{api}/api/v1/chat/credit", headers=AUTH).status_code == 404
+
+
+@pytest.fixture
+def urls_without_sandbox():
+    """lumaweb.urls as it is built when SANDBOX_ENABLED is false; rebuilt as before afterwards."""
+
+    def rebuild():
+        importlib.reload(lumaweb.urls)
+        clear_url_caches()
+
+    try:
+        with override_settings(SANDBOX_ENABLED=False):
+            rebuild()
+            yield
+    finally:
+        rebuild()
+
+
+def test_the_sandbox_is_not_even_mounted_when_disabled(urls_without_sandbox):
+    with pytest.raises(Resolver404):
+        resolve("/sandbox/api/v1/chat/credit")
+    assert resolve("/admin/").namespace == "admin"

@@ -2,9 +2,6 @@
 server, generation on a real django-q2 cluster, the signed callback to a real receiver."""
 
 import json
-import queue
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import av
 import numpy as np
@@ -17,30 +14,6 @@ from modify.provider import LumaClient
 from tests.conftest import E2E_HMAC_KEY, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def callback_receiver():
-    """A real HTTP server that records every callback it is sent."""
-    received = queue.Queue()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.put((dict(self.headers), json.loads(body)))
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b'{"ok": true}')
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    server.received = received
-    server.url = f"http://127.0.0.1:{server.server_port}/hook"
-    yield server
-    server.shutdown()
 
 
 def sampled_frames(path, count=5):
@@ -74,8 +47,13 @@ def test_upload_generate_signed_callback_result_and_expiry(e2e, clip, callback_r
     assert info.result_urls == body["data"]["resultUrls"]
     assert info.completed_at is not None
 
+    served = requests.get(info.result_urls[0], timeout=30)
+    assert served.headers["Content-Type"] == "video/mp4"
+    assert served.headers["Content-Disposition"] == f'inline; filename="{task_id}.mp4"'
+    assert served.headers["X-Content-Type-Options"] == "nosniff"
+    assert served.headers["Content-Security-Policy"] == "sandbox"
     result = tmp_path / "result.mp4"
-    result.write_bytes(requests.get(info.result_urls[0], timeout=30).content)
+    result.write_bytes(served.content)
     before, after = probe(source), probe(result)
     assert after.container == "mp4" and after.codec == "h264"
     assert abs(after.duration - before.duration) <= 1 / 24 + 0.01
