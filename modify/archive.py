@@ -9,31 +9,17 @@
 4. store both and mark the task ``succeeded``, or ``failed`` with the reason.
 """
 
-import contextlib
 import logging
-import os
-import tempfile
 
 from django.conf import settings
 from django.core.files import File
 
 from modify import provider
 from modify.downloads import DownloadError, download
-from modify.media import MediaError, probe, write_poster
+from modify.media import MediaError, probe, temp_path, write_poster
 
 log = logging.getLogger(__name__)
 DOWNLOAD_TIMEOUT = 60
-
-
-@contextlib.contextmanager
-def _temp_path(suffix):
-    fd, path = tempfile.mkstemp(prefix="lumaweb-", suffix=suffix)
-    os.close(fd)
-    try:
-        yield path
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(path)
 
 
 def _download_result(task, client, path):
@@ -50,7 +36,7 @@ def _download_result(task, client, path):
 
 def archive(task, client):
     try:
-        with _temp_path(".mp4") as video_path, _temp_path(".jpg") as poster_path:
+        with temp_path(".mp4") as video_path, temp_path(".jpg") as poster_path:
             _download_result(task, client, video_path)
             info = probe(video_path)
             write_poster(video_path, poster_path)

@@ -1,13 +1,11 @@
 """The studio's submission form: everything is checked here, before any credit is spent."""
 
 import contextlib
-import os
-import tempfile
 
 from django import forms
 from django.conf import settings
 
-from modify.media import MediaError, check_limits, check_size, probe, sniff_container
+from modify.media import MediaError, check_size, temp_path, validate_video
 from modify.prompts import prompt_problem
 
 
@@ -17,14 +15,11 @@ def _path_of(upload):
     if hasattr(upload, "temporary_file_path"):
         yield upload.temporary_file_path()
         return
-    fd, path = tempfile.mkstemp(prefix="lumaweb-upload-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    with temp_path() as path:
+        with open(path, "wb") as fh:
             for chunk in upload.chunks():
                 fh.write(chunk)
         yield path
-    finally:
-        os.remove(path)
 
 
 class SubmitForm(forms.Form):
@@ -70,20 +65,11 @@ class SubmitForm(forms.Form):
         if not upload:
             return upload
         try:
-            check_size(upload.size, settings.LUMA_MAX_VIDEO_BYTES)
+            check_size(upload.size, settings.LUMA_MAX_VIDEO_BYTES)  # before reading a byte of it
+            with _path_of(upload) as path:
+                info = validate_video(path, settings.LUMA_MAX_VIDEO_SECONDS, settings.LUMA_MAX_VIDEO_BYTES)
         except MediaError as error:
             raise forms.ValidationError(f"“{upload.name}”: {error}") from None
-        upload.seek(0)
-        container = sniff_container(upload.read(64))
-        upload.seek(0)
-        if container is None:
-            raise forms.ValidationError(f"“{upload.name}” is not an MP4, MOV or AVI video.")
-        with _path_of(upload) as path:
-            try:
-                info = probe(path)
-                check_limits(info, settings.LUMA_MAX_VIDEO_SECONDS, settings.LUMA_MAX_VIDEO_BYTES)
-            except MediaError as error:
-                raise forms.ValidationError(f"“{upload.name}”: {error}") from None
         upload.seek(0)
         self.video_duration = info.duration
         return upload

@@ -6,7 +6,10 @@ as :class:`MediaError`, whose text is written for the person who gave us the
 file, so views can show it as is.
 """
 
+import contextlib
 import math
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,3 +168,26 @@ def check_limits(info: VideoInfo, max_seconds: float, max_bytes: int) -> None:
         shown = math.ceil(round(info.duration * 10, 6)) / 10
         raise MediaError(f"The video is {shown:g} s long; the limit is {max_seconds:g} s.")
     check_size(info.size, max_bytes)
+
+
+def validate_video(path, max_seconds: float, max_bytes: int) -> VideoInfo:
+    """Everything the provider would refuse, checked here first: the container by
+    content, then a readable video stream, then duration and size."""
+    with open(path, "rb") as fh:
+        if sniff_container(fh.read(64)) is None:
+            raise MediaError("This is not an MP4, MOV or AVI video.")
+    info = probe(path)
+    check_limits(info, max_seconds, max_bytes)
+    return info
+
+
+@contextlib.contextmanager
+def temp_path(suffix=""):
+    """A fresh temporary file path, removed afterwards whatever happens."""
+    fd, path = tempfile.mkstemp(prefix="lumaweb-", suffix=suffix)
+    os.close(fd)
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)

@@ -1,13 +1,11 @@
 """Fetching and checking a ``videoUrl`` the way the real service does, before any credit is spent."""
 
 import contextlib
-import os
-import tempfile
 
 from django.conf import settings
 
 from modify.downloads import DownloadError, DownloadTooLarge, download
-from modify.media import MediaError, check_limits, probe, sniff_container
+from modify.media import MediaError, temp_path, validate_video
 from sandbox.envelope import ApiError
 
 FETCH_TIMEOUT = 15
@@ -20,9 +18,7 @@ def fetched_video(url):
         raise ApiError(422, "videoUrl is required.")
     if not url.startswith(("http://", "https://")):
         raise ApiError(422, "videoUrl must be an http or https URL.")
-    fd, path = tempfile.mkstemp(prefix="sandbox-intake-", suffix=".video")
-    os.close(fd)
-    try:
+    with temp_path(".video") as path:
         try:
             download(url, path, max_bytes=settings.LUMA_MAX_VIDEO_BYTES, timeout=FETCH_TIMEOUT)
         except DownloadTooLarge:
@@ -30,15 +26,8 @@ def fetched_video(url):
             raise ApiError(422, f"The video at videoUrl is larger than {limit} MB.") from None
         except DownloadError as error:
             raise ApiError(422, f"videoUrl is not reachable: {error}") from None
-        with open(path, "rb") as fh:
-            container = sniff_container(fh.read(64))
-        if container is None:
-            raise ApiError(422, "videoUrl does not point to an MP4, MOV or AVI video.")
         try:
-            check_limits(probe(path), settings.LUMA_MAX_VIDEO_SECONDS, settings.LUMA_MAX_VIDEO_BYTES)
+            info = validate_video(path, settings.LUMA_MAX_VIDEO_SECONDS, settings.LUMA_MAX_VIDEO_BYTES)
         except MediaError as error:
-            raise ApiError(422, str(error)) from None
-        yield path, container
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(path)
+            raise ApiError(422, f"videoUrl: {error}") from None
+        yield path, info.container

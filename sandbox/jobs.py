@@ -13,8 +13,6 @@
 """
 
 import logging
-import os
-import tempfile
 import time
 
 import requests
@@ -23,7 +21,7 @@ from django.core.files import File
 from django.utils import timezone
 
 from modify import webhooks
-from modify.media import MediaError
+from modify.media import MediaError, temp_path
 from sandbox import faults
 from sandbox.effects import transform_video
 from sandbox.models import Task
@@ -60,15 +58,11 @@ def generate(task_id):
 
 
 def _render(task):
-    fd, out_path = tempfile.mkstemp(prefix="sandbox-result-", suffix=".mp4")
-    os.close(fd)
-    try:
+    with temp_path(".mp4") as out_path:
         grade = transform_video(task.source.path, out_path, task.prompt, task.watermark)
         task.grade = grade.name
         with open(out_path, "rb") as fh:
             task.result.save("result.mp4", File(fh), save=False)
-    finally:
-        os.remove(out_path)
 
 
 def _fail(task, flag, code, message):

@@ -189,7 +189,7 @@ def test_a_file_that_is_not_a_video_is_refused_inline(e2e, browser, page, member
     page.get_by_role("button", name="Create video").click()
 
     error = page.locator("#submit-form .field.has-error .error[role=alert]")
-    expect(error).to_have_text("“holiday.mp4” is not an MP4, MOV or AVI video.")
+    expect(error).to_have_text("“holiday.mp4”: This is not an MP4, MOV or AVI video.")
     # The swapped-in form keeps the prompt and can be used again.
     expect(page.locator("#id_prompt")).to_have_value("a snowy winter night")
     expect(page.get_by_role("button", name="Create video")).to_be_enabled()

@@ -156,7 +156,7 @@ def bad_post(client, data, htmx=False):
 def test_a_text_file_renamed_mp4_is_refused(signed_in):
     fake = SimpleUploadedFile("holiday.mp4", b"just some notes, not a video at all\n" * 20, content_type="video/mp4")
     response = bad_post(signed_in, {"video": fake, "prompt": "a snowy night"})
-    assert field_errors(response.content.decode(), "video") == "“holiday.mp4” is not an MP4, MOV or AVI video."
+    assert field_errors(response.content.decode(), "video") == "“holiday.mp4”: This is not an MP4, MOV or AVI video."
 
 
 def test_an_eleven_second_clip_is_refused_naming_the_limit(signed_in, clip):
