@@ -219,3 +219,32 @@ def test_steps_done_and_timeline_follow_the_task(make):
     task.succeed()
     assert [label for label, _ in task.timeline][-2:] == ["Archiving the result", "Done"]
     assert task.elapsed == task.finished_at - task.created_at
+
+
+@pytest.mark.django_db(transaction=True)
+def test_many_workers_racing_for_one_task_change_it_once(django_user_model):
+    """Real threads, real connections: the conditional UPDATE lets exactly one claim win."""
+    import threading
+
+    from django.db import connection
+
+    owner = django_user_model.objects.create_user("racer")
+    task = ModifyTask.objects.create(owner=owner, prompt="p", source_kind="url", source_url="https://x/a.mp4")
+    start, results = threading.Barrier(8), []
+
+    def worker():
+        try:
+            mine = ModifyTask.objects.get(pk=task.pk)
+            start.wait()
+            results.append(mine.claim_for_submission())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 7 + [True]
+    task.refresh_from_db()
+    assert task.state == S.SUBMITTING and task.submit_attempts == 1
