@@ -68,18 +68,22 @@ def test_upload_generate_signed_callback_result_and_expiry(e2e, clip, callback_r
     assert requests.get(fresh, timeout=30).status_code == 404
 
 
-def test_failed_generation_refunds_and_reports_flag_3(e2e, clip, callback_receiver, settings):
-    settings.SANDBOX_FAULTS = "generation_fail"
+@pytest.mark.parametrize(
+    "fault, flag, code, message",
+    [("generation_fail", 3, 501, "Generation failed"), ("create_fail", 2, 500, "Create task failed")],
+)
+def test_failed_tasks_refund_and_report_their_flag(e2e, clip, callback_receiver, inject_faults, fault, flag, code, message):
+    inject_faults(fault)
     client = LumaClient("sandbox-key", api_base=f"{e2e.url}/sandbox", upload_base=f"{e2e.url}/sandbox")
     url = client.upload_file(clip(seconds=1), "e2e").download_url
     credits_before = client.credit()
     task_id = client.generate("make it neon", url, callback_url=callback_receiver.url)
 
     _, body = callback_receiver.received.get(timeout=60)
-    assert body["code"] == 500 and "resultUrls" not in body["data"]
+    assert body["code"] == 500 and "resultUrls" not in body["data"] and message in body["msg"]
     info = client.record_info(task_id)
-    assert info.success_flag == 3 and info.is_failed
-    assert info.error_code == 501 and "Generation failed" in info.error_message
+    assert info.success_flag == flag and info.is_failed
+    assert info.error_code == code and message in info.error_message
     assert client.credit() == credits_before
 
 
