@@ -29,20 +29,34 @@ def make_clip(
     fps: int = 24,
     audio: bool = False,
     container: str = "mp4",
+    rotation: int = 0,
 ) -> Path:
     """Write a deterministic, moving, colourful clip to ``path`` and return it.
 
     The same arguments always give the same pictures and sound, so tests can
     compare measured properties against expectations.
+
+    ``rotation`` (0, 90, 180 or 270, clockwise) marks the clip the way a phone
+    does: the ``width`` x ``height`` pictures are stored as drawn, and a display
+    matrix tells players to turn them by that much; 90 is a portrait phone clip.
+    Only mp4 and mov can carry it.
     """
     if container not in _CODECS:
         raise ValueError(f"unsupported container {container!r}")
+    if rotation not in (0, 90, 180, 270):
+        raise ValueError(f"rotation must be 0, 90, 180 or 270, not {rotation!r}")
+    if rotation and container == "avi":
+        raise ValueError("an AVI file cannot carry a rotation")
     video_codec, audio_codec = _CODECS[container]
     path = Path(path)
     n_frames = round(seconds * fps)
     with av.open(str(path), "w", format=container) as out:
         vstream = out.add_stream(video_codec, rate=fps)
         vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
+        if rotation:
+            # PyAV's angle is counter-clockwise (as VideoFrame.rotation reads it back):
+            # a phone's portrait clip carries -90, which players show turned 90 clockwise.
+            vstream.set_display_rotation(-rotation)
         if video_codec == "libx264":
             # ultrafast keeps test set-up cheap; one thread keeps output byte-stable.
             vstream.options = {"preset": "ultrafast", "crf": "23", "threads": "1"}

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+from PIL import Image
 
 # ftyp brands of ISO-BMFF files that are pictures or sound, not videos.
 _NON_VIDEO_BRANDS = {b"heic", b"heix", b"mif1", b"msf1", b"avif", b"avis", b"M4A ", b"M4B "}
@@ -22,6 +23,12 @@ _QT_ATOMS = {b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"}
 # FFmpeg also "reads" still images and ANSI text as videos; we don't.
 _NOT_VIDEO_FORMATS = {"image2", "tty"}
 _MB = 1024 * 1024
+# Pillow turns counter-clockwise: these undo a clockwise display rotation.
+_UPRIGHT_TRANSPOSE = {
+    90: Image.Transpose.ROTATE_270,
+    180: Image.Transpose.ROTATE_180,
+    270: Image.Transpose.ROTATE_90,
+}
 
 
 class MediaError(Exception):
@@ -51,13 +58,16 @@ class VideoInfo:
     """What the app stores and shows about a video; frozen, as it describes a fixed file."""
 
     duration: float  # seconds
-    width: int
+    width: int  # as displayed, i.e. after ``rotation``
     height: int
     fps: float
     codec: str
     container: str | None  # as sniff_container names it
     has_audio: bool
     size: int  # bytes
+    # Clockwise degrees (0, 90, 180, 270) a player turns the stored picture to
+    # show it upright, as phones record it; the legacy "rotate" tag's convention.
+    rotation: int = 0
 
 
 def probe(path) -> VideoInfo:
@@ -73,18 +83,53 @@ def probe(path) -> VideoInfo:
                 raise MediaError("This file has no video picture in it.")
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate
+            width, height = stream.codec_context.width, stream.codec_context.height
+            duration = _duration(container, stream)
+            rotation = display_rotation(path)
+            if rotation in (90, 270):
+                width, height = height, width
             return VideoInfo(
-                duration=_duration(container, stream),
-                width=stream.codec_context.width,
-                height=stream.codec_context.height,
+                duration=duration,
+                width=width,
+                height=height,
                 fps=float(rate) if rate else 0.0,
                 codec=stream.codec_context.name,
                 container=container_name,
                 has_audio=bool(container.streams.audio),
                 size=path.stat().st_size,
+                rotation=rotation,
             )
     except av.FFmpegError as exc:
         raise MediaError("This file is not a video we can read.") from exc
+
+
+def display_rotation(path) -> int:
+    """Clockwise degrees (0, 90, 180, 270) to turn the video at ``path`` upright.
+
+    PyAV exposes no stream-level getter for the display matrix, but the decoder
+    attaches it to every frame, so the first frame is decoded. A fresh demuxer
+    is used because raw streams cannot seek back afterwards. Undecodable
+    pictures count as unrotated: saying whether a file is readable is probe's job.
+    """
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return 0
+            for frame in container.decode(container.streams.video[0]):
+                return frame_rotation(frame)
+    except av.FFmpegError:
+        pass
+    return 0
+
+
+def frame_rotation(frame) -> int:
+    """Clockwise degrees (0, 90, 180, 270) to show ``frame`` upright.
+
+    ``VideoFrame.rotation`` is the display matrix's counter-clockwise angle
+    (-90 for a phone's portrait clip); FFmpeg's own tools negate it likewise.
+    Mirrored matrices are treated as their rotation alone.
+    """
+    return -round(frame.rotation / 90) * 90 % 360
 
 
 def _is_still_or_text(format_name: str) -> bool:
@@ -135,6 +180,9 @@ def write_poster(video_path, out_path, at_seconds: float | None = None) -> tuple
     if frame is None:
         raise MediaError("We could not take a picture from this video.")
     image = frame.to_image()
+    turn = _UPRIGHT_TRANSPOSE.get(frame_rotation(frame))
+    if turn is not None:
+        image = image.transpose(turn)
     image.save(out_path, format="JPEG", quality=85)
     return image.size
 

@@ -17,7 +17,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from modify.media import MediaError
+from modify.media import MediaError, display_rotation
 
 X264_OPTIONS = {"preset": "veryfast", "crf": "20"}
 
@@ -115,17 +115,20 @@ def transform_video(src_path, dst_path, prompt: str, watermark: str = "") -> Gra
 
     Timestamps pass through unchanged, so the result has the source's frame
     count, frame rate and duration; audio is kept (copied if AAC, else
-    re-encoded to AAC) so it stays in sync.
+    re-encoded to AAC) so it stays in sync. A rotated source (a phone's
+    portrait clip) is turned upright and written without rotation metadata,
+    so the result shows the same way in every player, at its displayed size.
     """
     grade = choose_grade(prompt)
     try:
         src = av.open(str(src_path))
     except av.FFmpegError as exc:
         raise MediaError("This file is not a video we can read.") from exc
+    rotation = display_rotation(src_path)
     dst_path = Path(dst_path)
     try:  # faststart: results are played in browsers straight from storage
         with src, av.open(str(dst_path), "w", format="mp4", options={"movflags": "+faststart"}) as dst:
-            _Pipeline(src, dst, grade, watermark.strip()).run()
+            _Pipeline(src, dst, grade, watermark.strip(), rotation).run()
     except av.FFmpegError as exc:
         dst_path.unlink(missing_ok=True)  # never leave a half-written result behind
         raise MediaError("We could not transform this video.") from exc
@@ -138,7 +141,7 @@ def transform_video(src_path, dst_path, prompt: str, watermark: str = "") -> Gra
 class _Pipeline:
     """Demux once; grade and re-encode the picture; copy or re-encode the sound."""
 
-    def __init__(self, src, dst, grade: Grade, watermark: str):
+    def __init__(self, src, dst, grade: Grade, watermark: str, rotation: int = 0):
         if not src.streams.video:
             raise MediaError("This file has no video picture in it.")
         self.src, self.dst = src, dst
@@ -146,13 +149,17 @@ class _Pipeline:
         self.vin.thread_type = "AUTO"
         ctx = self.vin.codec_context
         width, height = ctx.width - ctx.width % 2, ctx.height - ctx.height % 2  # yuv420p needs even sizes
+        # Crop (in stored orientation), turn upright, then grade: the output
+        # carries no display matrix, so it must already be the way it is seen.
+        filters = _UPRIGHT_FILTERS[rotation] + grade.filters
+        if (width, height) != (ctx.width, ctx.height):
+            filters = (("crop", f"{width}:{height}:0:0"),) + filters
+        if rotation in (90, 270):
+            width, height = height, width
         self.vout = dst.add_stream("libx264", rate=self.vin.average_rate or self.vin.guessed_rate or 25)
         self.vout.options = X264_OPTIONS
         self.vout.width, self.vout.height, self.vout.pix_fmt = width, height, "yuv420p"
         self.vout.codec_context.time_base = self.vin.time_base
-        filters = grade.filters
-        if (width, height) != (ctx.width, ctx.height):
-            filters = (("crop", f"{width}:{height}:0:0"),) + filters
         self.mark = _Watermark(watermark, width, height) if watermark else None
         self.graph = _build_graph(filters + (("format", "yuv420p"),), ctx, self.vin.time_base)
         self.ain = src.streams.audio[0] if src.streams.audio else None
@@ -195,6 +202,15 @@ class _Pipeline:
             if self.mark:
                 self.mark.apply(frame)
             self.dst.mux(self.vout.encode(frame))
+
+
+# Filters that undo a clockwise display rotation, as FFmpeg's own autorotate does.
+_UPRIGHT_FILTERS = {
+    0: (),
+    90: (("transpose", "clock"),),
+    180: (("hflip", ""), ("vflip", "")),
+    270: (("transpose", "cclock"),),
+}
 
 
 def _build_graph(filters, ctx, time_base) -> av.filter.Graph:

@@ -64,6 +64,31 @@ def test_probe_generated_clip(tmp_path, container, audio, codec):
     assert info.container == container
     assert info.has_audio is audio
     assert info.size == path.stat().st_size > 0
+    assert info.rotation == 0
+
+
+@pytest.mark.parametrize(
+    "container, rotation, shown",
+    [("mp4", 90, (96, 160)), ("mp4", 180, (160, 96)), ("mp4", 270, (96, 160)), ("mov", 90, (96, 160))],
+)
+def test_probe_reports_rotation_and_displayed_size(tmp_path, container, rotation, shown):
+    """A phone's portrait clip is stored landscape with a display matrix saying "turn 90°"."""
+    path = make_clip(tmp_path / f"c.{container}", seconds=1.5, width=160, height=96, fps=20,
+                     container=container, rotation=rotation)
+    with av.open(str(path)) as source:  # stored as drawn: the turn is metadata only
+        stored = source.streams.video[0].codec_context
+        assert (stored.width, stored.height) == (160, 96)
+    info = probe(path)
+    assert info.rotation == rotation
+    assert (info.width, info.height) == shown
+    assert info.duration == pytest.approx(1.5, abs=1 / 20)
+    assert info.fps == pytest.approx(20)
+
+
+@pytest.mark.parametrize("rotation, container", [(45, "mp4"), (-90, "mp4"), (90, "avi")])
+def test_make_clip_refuses_rotations_it_cannot_write(tmp_path, rotation, container):
+    with pytest.raises(ValueError):
+        make_clip(tmp_path / f"c.{container}", seconds=0.5, rotation=rotation, container=container)
 
 
 def test_make_clip_is_deterministic_and_moving(tmp_path):
@@ -188,6 +213,23 @@ def test_write_poster_at_explicit_time_and_past_the_end(clip, tmp_path):
     assert write_poster(clip, tmp_path / "start.jpg", at_seconds=0) == (320, 240)
     assert write_poster(clip, tmp_path / "late.jpg", at_seconds=60) == (320, 240)  # last frame
     assert np.abs(_jpeg(tmp_path / "start.jpg") - _jpeg(tmp_path / "late.jpg")).mean() > 10
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_write_poster_of_rotated_clip_is_upright(clip, tmp_path, rotation):
+    """Same stored pictures as ``clip``; the poster is them turned as a player shows them."""
+    rotated = make_clip(tmp_path / "rotated.mp4", seconds=2.0, rotation=rotation)
+    size = write_poster(rotated, tmp_path / "rotated.jpg")
+    shown = (240, 320) if rotation in (90, 270) else (320, 240)
+    assert size == shown
+    poster = _jpeg(tmp_path / "rotated.jpg")
+    assert poster.shape == (shown[1], shown[0], 3)
+    write_poster(clip, tmp_path / "plain.jpg")
+    plain = _jpeg(tmp_path / "plain.jpg")
+    upright = np.rot90(plain, k=-rotation // 90)  # clockwise, as players turn it
+    assert np.abs(poster - upright).mean() < 3
+    wrong_way = np.rot90(upright, k=2)  # the other orientation of the same shape
+    assert np.abs(poster - wrong_way).mean() > 20
 
 
 def test_write_poster_rejects_garbage(tmp_path):

@@ -21,6 +21,8 @@ def clips(tmp_path_factory):
         "aac": make_clip(folder / "aac.mp4", seconds=2.0, fps=FPS, audio=True),
         "avi": make_clip(folder / "pcm.avi", seconds=1.0, fps=FPS, audio=True, container="avi"),
         "tiny": make_clip(folder / "tiny.mp4", seconds=0.5, width=64, height=48, fps=FPS),
+        # A phone's portrait clip: the same 320x240 pictures as "plain", marked "turn 90°".
+        "portrait": make_clip(folder / "portrait.mp4", seconds=2.0, fps=FPS, rotation=90),
     }
 
 
@@ -158,6 +160,38 @@ def test_odd_sized_source_gives_even_sized_output(tmp_path):
     info = probe(tmp_path / "out.mp4")
     assert (info.width, info.height) == (100, 74)
     assert info.duration == pytest.approx(0.5, abs=1 / FPS)
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_rotated_source_comes_out_upright_without_rotation(clips, tmp_path, rotation):
+    """The result is turned upright in its pixels, so it shows the same in any player."""
+    if rotation == 90:
+        src = clips["portrait"]
+    else:
+        src = make_clip(tmp_path / "rotated.mp4", seconds=2.0, fps=FPS, rotation=rotation)
+    # "winter" is a per-pixel grade (no vignette or noise), so turning commutes with it.
+    transform_video(src, tmp_path / "out.mp4", "winter", watermark="SANDBOX")
+    before, after = probe(src), probe(tmp_path / "out.mp4")
+    assert before.rotation == rotation and after.rotation == 0
+    assert (after.width, after.height) == (before.width, before.height)
+    if rotation in (90, 270):
+        assert after.width < after.height  # portrait, as the phone showed it
+    assert after.duration == pytest.approx(before.duration, abs=1 / FPS)
+    assert after.fps == pytest.approx(before.fps)
+    with av.open(str(tmp_path / "out.mp4")) as out:
+        assert all(frame.rotation == 0 for frame in out.decode(video=0))
+
+    transform_video(clips["plain"], tmp_path / "plain.mp4", "winter")
+    plain, output = decode(tmp_path / "plain.mp4"), decode(tmp_path / "out.mp4")
+    assert abs(len(output) - len(plain)) <= 1
+    upright = [np.rot90(frame, k=-rotation // 90) for frame in plain]  # clockwise, as players turn it
+    wrong_way = [np.rot90(frame, k=2) for frame in upright]  # the other orientation of this shape
+    top = np.s_[: after.height // 2, :]  # away from the bottom-right watermark
+    assert sampled_difference(upright, output, top) < 3
+    assert sampled_difference(wrong_way, output, top) > 20
+    # ...and the watermark sits bottom-right of the upright picture.
+    corner = np.s_[after.height - 24 :, after.width - 60 :]
+    assert sampled_difference(upright, output, corner) > 10
 
 
 def test_unreadable_source_raises_media_error(tmp_path):
