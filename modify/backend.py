@@ -62,6 +62,7 @@ def client(secret):
 
 
 def client_for(task):
-    """The client a task talks through: the key that created it, so polls ask the same account."""
-    _, secret = _secret_of(task.api_key) if task.api_key_id else key_for(task.owner)
+    """The client a task talks through: the key that created it (an admin key, else the
+    environment's or the sandbox's), so polls always ask the account that owns the task."""
+    _, secret = _secret_of(task.api_key if task.api_key_id else None)
     return client(secret)

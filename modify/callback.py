@@ -39,10 +39,12 @@ def callback(request, token):
         provider_task_id = body["data"]["taskId"]
     except (ValueError, UnicodeDecodeError, KeyError, TypeError):
         return _reject(400, "malformed callback body")
+    if not isinstance(provider_task_id, str) or not 0 < len(provider_task_id) <= 64:
+        return _reject(400, "malformed taskId")
     if settings.LUMA_WEBHOOK_HMAC_KEY:
         problem = webhooks.signature_problem(
             settings.LUMA_WEBHOOK_HMAC_KEY,
-            str(provider_task_id),
+            provider_task_id,
             request.headers.get("X-Webhook-Timestamp", ""),
             request.headers.get("X-Webhook-Signature", ""),
             settings.LUMA_CALLBACK_MAX_AGE_SECONDS,
@@ -54,11 +56,13 @@ def callback(request, token):
         log.warning("callback for task %s rejected: taskId does not match", task.pk)
         return _reject(400, "taskId does not match this task")
     first = task.record_callback()
-    if task.state == ModifyTask.State.SUBMITTING and not task.provider_task_id:
+    if not task.provider_task_id and task.state in (ModifyTask.State.QUEUED, ModifyTask.State.SUBMITTING):
         # Early: generate has not answered (or never will). The signed callback
         # for this task's secret URL names its provider task; record-info confirms.
-        if lifecycle.adopt_from_callback(task, str(provider_task_id)):
+        if lifecycle.adopt_from_callback(task, provider_task_id):
             enqueue_finalize(task)
-    elif first and task.state == ModifyTask.State.GENERATING:
+            return JsonResponse({"ok": True})
+        task.refresh_from_db()  # submit recorded it meanwhile
+    if first and task.state == ModifyTask.State.GENERATING:
         enqueue_finalize(task)
     return JsonResponse({"ok": True})

@@ -95,13 +95,25 @@ def accept(owner, prompt, *, upload=None, url="", watermark="", duration=None, r
     return task
 
 
+@transaction.atomic
 def resubmit(task):
-    """A failed task once more, as a new task with the same source, prompt and watermark."""
+    """A failed task once more, as a new task with the same source, prompt and watermark.
+
+    Once only: a double click (or a resent form) finds the retry already made.
+    """
+    if task.retried_as_id:
+        return task.retried_as
     again = {"watermark": task.watermark, "duration": task.source_duration, "remix_of": task.remix_of}
     if task.source_kind == ModifyTask.Source.URL:
-        return accept(task.owner, task.prompt, url=task.source_url, **again)
-    with task.source_file.open("rb") as source:
-        return accept(task.owner, task.prompt, upload=File(source, name=task.source_name or "source.mp4"), **again)
+        retry = accept(task.owner, task.prompt, url=task.source_url, **again)
+    else:
+        with task.source_file.open("rb") as source:
+            retry = accept(task.owner, task.prompt, upload=File(source, name=task.source_name or "source.mp4"), **again)
+    if not ModifyTask.objects.filter(pk=task.pk, retried_as__isnull=True).update(retried_as=retry):
+        transaction.set_rollback(True)  # another request retried it first
+        task.refresh_from_db()
+        return task.retried_as
+    return retry
 
 
 def _extension(name):
@@ -125,35 +137,63 @@ def submit(task_id):
     try:
         api_key, secret = backend.key_for(task.owner)
         client = backend.client(secret)
-        if task.source_kind == ModifyTask.Source.UPLOAD:
-            with task.source_file.open("rb") as fh:
-                video_url = client.upload_file(fh, "lumaweb/sources", f"{task.pk}{_extension(task.source_name)}").download_url
-        else:
-            video_url = task.source_url
+        video_url = _public_video_url(task, client)
         ModifyTask.objects.filter(pk=task.pk).update(api_key=api_key, provider_video_url=video_url)
-        provider_task_id = client.generate(
-            task.prompt, video_url, callback_url=callback_url(task), watermark=task.watermark or None
-        )
     except backend.ConfigurationError as error:
         task.fail(str(error))
         return task
     except provider.ProviderError as error:
-        _submission_failed(task, error)
+        _submission_failed(task, error, may_have_created=False)
         return task
     except Exception:
         task.fail("Submitting the task failed unexpectedly; staff can see the details in the logs.")
         raise
+    try:
+        provider_task_id = client.generate(
+            task.prompt, video_url, callback_url=callback_url(task), watermark=task.watermark or None
+        )
+    except provider.ProviderError as error:
+        _submission_failed(task, error, may_have_created=_may_have_created(error))
+        return task
+    except Exception:
+        task.fail("Submitting the task failed unexpectedly; staff can see the details in the logs.")
+        raise
+    _record_provider_task(task, provider_task_id)
     if api_key is not None:
         type(api_key).objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())
-    if not task.mark_generating(provider_task_id):
-        task.refresh_from_db()
-        if task.provider_task_id != provider_task_id:
-            log.warning("task %s: generate answered %s after task %s was recorded", task.pk, provider_task_id, task.provider_task_id)
     return task
 
 
-def _submission_failed(task, error):
-    if getattr(error, "request_sent", False):
+def _public_video_url(task, client):
+    if task.source_kind != ModifyTask.Source.UPLOAD:
+        return task.source_url
+    with task.source_file.open("rb") as fh:
+        return client.upload_file(fh, "lumaweb/sources", f"{task.pk}{_extension(task.source_name)}").download_url
+
+
+def _may_have_created(error):
+    """Whether a failed generate may still have created (and billed) the task upstream:
+    no answer to a sent request, or a gateway's HTML error page in front of the provider."""
+    if isinstance(error, provider.ProviderUnavailable):
+        return error.request_sent
+    return isinstance(error, provider.ProtocolError) and (error.http_status or 0) >= 500
+
+
+def _record_provider_task(task, provider_task_id):
+    """Record the id before anything else can fail: it is the only handle on a paid task."""
+    try:
+        won = task.mark_generating(provider_task_id)
+    except Exception:
+        log.error("task %s: provider task %s was created but could not be recorded", task.pk, provider_task_id)
+        raise
+    if not won:
+        task.refresh_from_db()
+        if task.provider_task_id != provider_task_id:
+            log.error("task %s: generate answered %s after task %s was recorded", task.pk, provider_task_id, task.provider_task_id)
+
+
+def _submission_failed(task, error, may_have_created):
+    if may_have_created:
         _generate_in_doubt(task)
     elif error.retryable and task.submit_attempts < settings.LUMA_SUBMIT_MAX_ATTEMPTS:
         delay = min(getattr(error, "retry_after", None) or backoff_seconds(task.submit_attempts, base=10), MAX_RETRY_AFTER)
@@ -180,27 +220,37 @@ def _generate_in_doubt(task):
 
 
 def adopt_from_callback(task, provider_task_id):
-    """A verified callback names the provider task of a task still submitting: record it."""
-    return task.mark_generating(provider_task_id, first_poll_seconds=0)
+    """A verified callback names the provider task of a task whose generate call has not
+    answered (or never will, or is about to be retried): record it."""
+    return task.mark_generating(provider_task_id, first_poll_seconds=0, from_queued=True)
 
 
-def book_poll(task):
+def book_poll(task, due_only=False):
     """Give up on a task past its maximum wait, else book its next poll; True when this caller should poll now.
 
     The booking comes first, so a task whose poll raises has already been
-    pushed forward and cannot crash-loop the scheduler.
+    pushed forward and cannot crash-loop the scheduler. With ``due_only`` (the
+    schedule) it is a claim: of two overlapping sweeps, one polls.
     """
-    if timezone.now() - (task.generating_at or task.created_at) > timedelta(seconds=settings.LUMA_MAX_WAIT_SECONDS):
+    if timezone.now() - _waiting_since(task) > timedelta(seconds=settings.LUMA_MAX_WAIT_SECONDS):
         minutes = settings.LUMA_MAX_WAIT_SECONDS // 60
-        task.fail(f"The provider did not finish within {minutes} minutes; gave up waiting.")
+        if task.archiving_at:
+            task.fail(f"The result could not be archived within {minutes} minutes; gave up.")
+        else:
+            task.fail(f"The provider did not finish within {minutes} minutes; gave up waiting.")
         return False
     next_poll = timezone.now() + timedelta(seconds=backoff_seconds(task.poll_count + 1, settings.LUMA_POLL_FIRST_SECONDS))
-    return task.record_poll(next_poll)
+    return task.record_poll(next_poll, due_only=due_only)
 
 
-def poll(task):
+def _waiting_since(task):
+    """A result that was found is given its own time to be archived."""
+    return task.archiving_at or task.generating_at or task.created_at
+
+
+def poll(task, due_only=False):
     """Ask the provider about one generating task, and act on the answer."""
-    if not book_poll(task):
+    if not book_poll(task, due_only=due_only):
         return task
     try:
         info = backend.client_for(task).record_info(task.provider_task_id)

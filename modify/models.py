@@ -12,7 +12,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from modify import crypto
@@ -118,8 +119,12 @@ class ModifyTask(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="modify_tasks")
-    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks")
+    # PROTECT: a task polls with the key that created it; retire keys by deactivating them.
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks")
     remix_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="remixes")
+    retried_as = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retry_of", editable=False
+    )
 
     prompt = models.TextField()
     watermark = models.CharField(max_length=64, blank=True)
@@ -235,12 +240,13 @@ class ModifyTask(models.Model):
             error_message=reason,
         )
 
-    def mark_generating(self, provider_task_id, first_poll_seconds=None):
-        """submitting → generating once the provider's task id is known (from generate, or its callback)."""
+    def mark_generating(self, provider_task_id, first_poll_seconds=None, from_queued=False):
+        """submitting → generating once the provider's task id is known: from generate, or
+        from its callback (which may also find the task queued again, waiting for a retry)."""
         now = timezone.now()
         first_poll = settings.LUMA_POLL_FIRST_SECONDS if first_poll_seconds is None else first_poll_seconds
         return self._transition(
-            [self.State.SUBMITTING],
+            [self.State.SUBMITTING, self.State.QUEUED] if from_queued else [self.State.SUBMITTING],
             self.State.GENERATING,
             provider_task_id=provider_task_id,
             generating_at=now,
@@ -249,15 +255,16 @@ class ModifyTask(models.Model):
             error_message="",
         )
 
-    def record_poll(self, next_poll_at):
-        """Stay generating; book the poll and the next one."""
-        return self._transition(
-            [self.State.GENERATING],
-            self.State.GENERATING,
-            poll_count=F("poll_count") + 1,
-            last_polled_at=timezone.now(),
-            next_poll_at=next_poll_at,
+    def record_poll(self, next_poll_at, due_only=False):
+        """Stay generating; book the poll and the next one. ``due_only``: only if it is due."""
+        now = timezone.now()
+        due = Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now) if due_only else Q()
+        won = ModifyTask.objects.filter(due, pk=self.pk, state=self.State.GENERATING).update(
+            updated_at=now, poll_count=F("poll_count") + 1, last_polled_at=now, next_poll_at=next_poll_at
         )
+        if won:
+            self.refresh_from_db()
+        return bool(won)
 
     def record_callback(self):
         """Note that a verified callback arrived (no state change); True for the first one only."""
@@ -268,15 +275,17 @@ class ModifyTask(models.Model):
         return bool(first)
 
     def retry_archiving(self):
-        """archiving → generating, due for a poll now: the worker archiving it stopped; the
-        poll re-confirms and archives again, within the task's maximum wait."""
-        now = timezone.now()
-        return self._transition([self.State.ARCHIVING], self.State.GENERATING, archiving_at=None, next_poll_at=now)
+        """archiving → generating, due for a poll now: the worker archiving it stopped; the poll
+        re-confirms and archives again, until the maximum wait counted from the first archiving."""
+        return self._transition([self.State.ARCHIVING], self.State.GENERATING, next_poll_at=timezone.now())
 
     def start_archiving(self, result_url):
         """generating → archiving: only one finalizer downloads the result."""
         return self._transition(
-            [self.State.GENERATING], self.State.ARCHIVING, result_url=result_url, archiving_at=timezone.now()
+            [self.State.GENERATING],
+            self.State.ARCHIVING,
+            result_url=result_url,
+            archiving_at=Coalesce(F("archiving_at"), Value(timezone.now(), output_field=models.DateTimeField())),
         )
 
     def succeed(self, **result):

@@ -30,6 +30,6 @@ def signature_problem(key, task_id, timestamp, given_signature, max_age_seconds,
         return "malformed timestamp"
     if abs(age) > max_age_seconds:
         return "stale timestamp"
-    if not hmac.compare_digest(signature(key, task_id, timestamp), given_signature):
+    if not hmac.compare_digest(signature(key, task_id, timestamp).encode(), given_signature.encode(errors="replace")):
         return "bad signature"
     return None

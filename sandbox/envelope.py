@@ -41,7 +41,7 @@ def bearer_key(request):
     if scheme.lower() != "bearer" or not key.strip():
         return None
     key = key.strip()
-    if any(hmac.compare_digest(key, allowed) for allowed in settings.SANDBOX_API_KEYS):
+    if any(hmac.compare_digest(key.encode(), allowed.encode()) for allowed in settings.SANDBOX_API_KEYS):
         return key
     return None
 

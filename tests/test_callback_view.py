@@ -128,3 +128,26 @@ def test_a_callback_is_answered_with_few_queries(client, task, enqueued, django_
     with django_assert_max_num_queries(3):
         assert post(client, task).status_code == 200
     assert enqueued == [task.pk]
+
+
+def test_a_non_ascii_signature_is_refused_not_a_crash(client, task, enqueued):
+    headers = {**webhooks.signed_headers(KEY, PROVIDER_ID), "X-Webhook-Signature": "подпись"}
+    assert post(client, task, headers=headers).status_code == 403
+    assert_unchanged(task)
+
+
+@pytest.mark.parametrize("bad_id", ["", "x" * 65, 12345])
+def test_a_malformed_task_id_is_refused(client, task, enqueued, bad_id):
+    headers = webhooks.signed_headers(KEY, str(bad_id))
+    assert post(client, task, payload=body(task_id=bad_id), headers=headers).status_code == 400
+    assert_unchanged(task)
+
+
+def test_a_callback_while_queued_for_a_retry_records_the_provider_task_so_it_is_not_generated_twice(client, task, enqueued):
+    ModifyTask.objects.filter(pk=task.pk).update(state=ModifyTask.State.QUEUED, provider_task_id="")
+    task.refresh_from_db()
+    assert post(client, task).status_code == 200
+    task.refresh_from_db()
+    assert (task.state, task.provider_task_id) == (ModifyTask.State.GENERATING, PROVIDER_ID)
+    assert enqueued == [task.pk]
+    assert not task.claim_for_submission()

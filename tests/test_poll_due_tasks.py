@@ -93,26 +93,45 @@ def test_a_rate_limited_poll_keeps_the_task_and_pushes_it_back(app, owner, injec
     assert task.next_poll_at > timezone.now()
 
 
-def test_lost_submissions_are_enqueued_again_once(owner, monkeypatch):
+def test_due_retries_and_lost_submissions_are_enqueued_once_and_their_jobs_can_claim(owner, monkeypatch):
     enqueued = []
     monkeypatch.setattr("modify.jobs.enqueue_submit", lambda task: enqueued.append(task.pk))
     old = timezone.now() - timedelta(minutes=5)
-    lost = ModifyTask.objects.create(owner=owner, prompt="p", source_kind="url", source_url="http://x", created_at=old)
-    retry_due = ModifyTask.objects.create(
-        owner=owner, prompt="p", source_kind="url", source_url="http://x", next_submit_at=timezone.now()
+    lost = ModifyTask.objects.create(
+        owner=owner, prompt="p", source_kind="url", source_url="http://x", created_at=old, updated_at=old
     )
-    ModifyTask.objects.create(owner=owner, prompt="p", source_kind="url", source_url="http://x")  # just queued
+    retried = ModifyTask.objects.create(owner=owner, prompt="p", source_kind="url", source_url="http://x")
+    assert retried.claim_for_submission() and retried.retry_submission(20, reason="Waiting to retry")
+    a_while_ago = timezone.now() - timedelta(seconds=30)  # the 20 s have passed
+    ModifyTask.objects.filter(pk=retried.pk).update(updated_at=a_while_ago, next_submit_at=a_while_ago + timedelta(seconds=20))
+    fresh = ModifyTask.objects.create(owner=owner, prompt="p", source_kind="url", source_url="http://x")
     assert poll_due_tasks()["requeued"] == 2
-    assert sorted(enqueued) == sorted([lost.pk, retry_due.pk])
-    assert poll_due_tasks()["requeued"] == 0
+    assert sorted(enqueued) == sorted([lost.pk, retried.pk])
+    assert poll_due_tasks()["requeued"] == 0  # not enqueued again a minute later
+    # The jobs the sweep enqueued can claim their tasks (the sweep did not push them out of reach).
+    assert lost.claim_for_submission() and retried.claim_for_submission()
+    assert not fresh.claim_for_submission() or fresh.pk not in enqueued
+
+
+def test_a_submission_no_worker_took_is_enqueued_again_after_a_while(owner, monkeypatch):
+    enqueued = []
+    monkeypatch.setattr("modify.jobs.enqueue_submit", lambda task: enqueued.append(task.pk))
+    old = timezone.now() - timedelta(minutes=5)
+    task = ModifyTask.objects.create(
+        owner=owner, prompt="p", source_kind="url", source_url="http://x", created_at=old, updated_at=old
+    )
+    poll_due_tasks()
+    ModifyTask.objects.filter(pk=task.pk).update(updated_at=timezone.now() - timedelta(minutes=3))
+    poll_due_tasks()
+    assert enqueued == [task.pk, task.pk]
 
 
 def test_an_archive_interrupted_by_a_dead_worker_is_polled_and_archived_again(owner, monkeypatch):
-    monkeypatch.setattr("modify.lifecycle.poll", lambda task: task)  # the poll itself is tested above
+    monkeypatch.setattr("modify.lifecycle.poll", lambda task, due_only: task)  # the poll itself is tested above
     long_ago = timezone.now() - timedelta(hours=2)
     archiving = ModifyTask.objects.create(
         owner=owner, prompt="p", source_kind="url", state=ModifyTask.State.ARCHIVING, archiving_at=long_ago,
-        generating_at=long_ago,
+        generating_at=long_ago, updated_at=long_ago,
     )
     fresh = ModifyTask.objects.create(
         owner=owner, prompt="p", source_kind="url", state=ModifyTask.State.ARCHIVING, archiving_at=timezone.now()
@@ -156,3 +175,15 @@ def test_the_schedule_runs_every_minute_and_is_created_once(transactional_db):
     ensure_poll_schedule(Schedule)
     schedule = Schedule.objects.get(name=POLL_SCHEDULE_NAME)
     assert (schedule.func, schedule.schedule_type, schedule.minutes) == ("modify.jobs.poll_due_tasks", "I", 1)
+
+
+def test_a_task_is_polled_with_the_key_that_created_it_even_after_staff_add_another(app, owner):
+    from modify.models import ApiKey
+
+    task = generating_task(owner)  # created with the sandbox's own key (no admin key then)
+    later = ApiKey(label="team key added later")
+    later.secret = "a-key-of-another-account"
+    later.save()
+    poll_due_tasks()
+    task.refresh_from_db()
+    assert task.state == ModifyTask.State.GENERATING and task.poll_count == 1, task.error_message

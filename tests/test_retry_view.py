@@ -47,3 +47,13 @@ def test_the_failed_card_and_page_offer_to_try_again(signed_in, member):
     task = failed_task(member, source_kind="url", source_url="https://example.com/a.mp4")
     assert f'action="/tasks/{task.pk}/retry/"' in signed_in.get("/").content.decode()
     assert f'action="/tasks/{task.pk}/retry/"' in signed_in.get(f"/tasks/{task.pk}/").content.decode()
+
+
+def test_trying_again_twice_makes_one_new_task(signed_in, member):
+    task = failed_task(member, source_kind="url", source_url="https://example.com/a.mp4")
+    signed_in.post(f"/tasks/{task.pk}/retry/")
+    signed_in.post(f"/tasks/{task.pk}/retry/")
+    assert ModifyTask.objects.count() == 2
+    task.refresh_from_db()
+    page = signed_in.get(f"/tasks/{task.pk}/").content.decode()
+    assert f'href="/tasks/{task.retried_as_id}/"' in page and "retry/" not in page

@@ -284,3 +284,24 @@ def test_the_sandbox_is_not_even_mounted_when_disabled(urls_without_sandbox):
     with pytest.raises(Resolver404):
         resolve("/sandbox/api/v1/chat/credit")
     assert resolve("/admin/").namespace == "admin"
+
+
+@pytest.mark.parametrize(
+    "endpoint, body, message",
+    [
+        ("v1/modify/generate", {"prompt": "snow", "videoUrl": "http://[oops/a.mp4"}, "videoUrl is not a valid URL"),
+        ("v1/modify/generate", {"prompt": "snow", "videoUrl": "http://x/" + "a" * 2001}, "longer than 2000"),
+        ("v1/modify/generate", {"prompt": "snow", "videoUrl": "http://x/a.mp4", "callBackUrl": "http://[x"}, "callBackUrl is not a valid URL"),
+        ("v1/common/download-url", {"url": "http://[oops"}, "url is not a valid URL"),
+        ("file-url-upload", {"fileUrl": "http://[oops", "uploadPath": "x"}, "fileUrl is not a valid URL"),
+        ("file-base64-upload", {"base64Data": "aGk=", "uploadPath": "x" * 256}, "uploadPath is longer than 255"),
+    ],
+)
+def test_malformed_urls_and_overlong_fields_get_422(api, endpoint, body, message):
+    answer = requests.post(f"{api}/api/{endpoint}", headers=AUTH, json=body).json()
+    assert answer["code"] == 422 and message in answer["msg"], answer
+
+
+def test_a_non_ascii_key_is_refused_not_a_crash(api):
+    response = requests.get(f"{api}/api/v1/chat/credit", headers={"Authorization": "Bearer ключ".encode()})
+    assert response.status_code == 200 and response.json()["code"] == 401

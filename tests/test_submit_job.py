@@ -98,13 +98,22 @@ def test_an_unreachable_provider_is_retried(upload_task, settings):
     assert task.state == ModifyTask.State.QUEUED and task.submit_attempts == 1
 
 
-def test_a_generate_that_got_no_answer_is_not_sent_again(app, upload_task, settings, inject_faults):
+@pytest.fixture
+def url_task(app, owner, clip):
+    """A task whose source is already public, so that submitting it calls generate only."""
+    from modify.provider import LumaClient
+
+    url = LumaClient("sandbox-key", upload_base=f"{app.url}/sandbox").upload_file(clip(seconds=1), "t").download_url
+    return ModifyTask.objects.create(owner=owner, prompt="winter", source_kind="url", source_url=url)
+
+
+def test_a_generate_that_got_no_answer_is_not_sent_again(url_task, settings, inject_faults):
     """A read timeout: the provider may have created (and billed) the task, so waiting beats resending."""
     from sandbox.models import Task as SandboxTask
 
     inject_faults("slow:1.5")
     settings.LUMA_HTTP_TIMEOUT = 1
-    task = lifecycle.submit(upload_task().pk)
+    task = lifecycle.submit(url_task.pk)
     assert task.state == ModifyTask.State.SUBMITTING
     assert "waiting for its callback" in task.error_message
     assert task.next_submit_at > timezone.now()
@@ -113,11 +122,11 @@ def test_a_generate_that_got_no_answer_is_not_sent_again(app, upload_task, setti
     assert SandboxTask.objects.count() <= 1
 
 
-def test_without_callbacks_an_unanswered_generate_fails_and_says_why(app, upload_task, settings, inject_faults, monkeypatch):
+def test_without_callbacks_an_unanswered_generate_fails_and_says_why(url_task, settings, inject_faults, monkeypatch):
     inject_faults("slow:1.5")
     settings.LUMA_HTTP_TIMEOUT = 1
     monkeypatch.setattr("modify.lifecycle.callback_url", lambda task: None)
-    task = lifecycle.submit(upload_task().pk)
+    task = lifecycle.submit(url_task.pk)
     assert task.state == ModifyTask.State.FAILED
     assert "To avoid paying twice it was not sent again" in task.error_message
 
@@ -136,3 +145,11 @@ def test_a_key_that_cannot_be_decrypted_fails_the_task_with_advice(app, upload_t
     task = lifecycle.submit(upload_task().pk)
     assert task.state == ModifyTask.State.FAILED
     assert "cannot be decrypted" in task.error_message and "mine" in task.error_message
+
+
+def test_an_upload_that_got_no_answer_is_simply_retried(app, upload_task, settings, inject_faults):
+    """Nothing is billed for an upload: a timeout there is an ordinary retry, not a wait for a callback."""
+    inject_faults("slow:1.5")
+    settings.LUMA_HTTP_TIMEOUT = 1
+    task = lifecycle.submit(upload_task().pk)
+    assert task.state == ModifyTask.State.QUEUED and "Waiting to retry" in task.error_message
