@@ -64,5 +64,10 @@ def client(secret):
 def client_for(task):
     """The client a task talks through: the key that created it (an admin key, else the
     environment's or the sandbox's), so polls always ask the account that owns the task."""
+    if task.is_sandbox != uses_sandbox():
+        started_with = "the built-in sandbox" if task.is_sandbox else "kie.ai"
+        raise ConfigurationError(
+            f"This task was started with {started_with}, which the app no longer talks to; please submit it again."
+        )
     _, secret = _secret_of(task.api_key if task.api_key_id else None)
     return client(secret)

@@ -15,7 +15,7 @@ def archiving(member):
         return ModifyTask.objects.create(
             owner=member, prompt="p", source_kind="url", source_url="https://x/a.mp4",
             state=ModifyTask.State.ARCHIVING, result_url=result_url, generating_at=timezone.now(),
-            archiving_at=timezone.now(),
+            archiving_at=timezone.now(), is_sandbox=True,
         )
 
     return make

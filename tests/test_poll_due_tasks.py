@@ -30,7 +30,8 @@ def generating_task(owner, flag=0, **fields):
     defaults = dict(generating_at=now, next_poll_at=now - timedelta(seconds=1))
     return ModifyTask.objects.create(
         owner=owner, prompt="p", source_kind="url", source_url="http://x/a.mp4",
-        state=ModifyTask.State.GENERATING, provider_task_id=upstream.task_id, **{**defaults, **fields},
+        state=ModifyTask.State.GENERATING, provider_task_id=upstream.task_id, is_sandbox=True,
+        **{**defaults, **fields},
     )
 
 
@@ -187,3 +188,12 @@ def test_a_task_is_polled_with_the_key_that_created_it_even_after_staff_add_anot
     poll_due_tasks()
     task.refresh_from_db()
     assert task.state == ModifyTask.State.GENERATING and task.poll_count == 1, task.error_message
+
+
+def test_a_sandbox_task_fails_clearly_once_the_app_talks_to_the_real_provider(app, owner, settings):
+    task = generating_task(owner)
+    settings.LUMA_API_BASE = "http://127.0.0.1:9"  # configured for another provider now
+    poll_due_tasks()
+    task.refresh_from_db()
+    assert task.state == ModifyTask.State.FAILED
+    assert "started with the built-in sandbox, which the app no longer talks to" in task.error_message
