@@ -172,11 +172,12 @@ def _public_video_url(task, client):
 
 
 def _may_have_created(error):
-    """Whether a failed generate may still have created (and billed) the task upstream:
-    no answer to a sent request, or a gateway's HTML error page in front of the provider."""
+    """Whether a failed generate may still have created (and billed) the task upstream: no
+    answer to a sent request, a gateway's error page in front of the provider, or a success
+    whose body we could not read."""
     if isinstance(error, provider.ProviderUnavailable):
         return error.request_sent
-    return isinstance(error, provider.ProtocolError) and (error.http_status or 0) >= 500
+    return isinstance(error, provider.ProtocolError) and (error.http_status == 200 or (error.http_status or 0) >= 500)
 
 
 def _record_provider_task(task, provider_task_id):
