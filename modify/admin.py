@@ -14,6 +14,36 @@ from modify import backend, provider
 from modify.models import ApiKey, ModifyTask
 
 
+class TaskCountsMixin:
+    """Columns counting the tasks behind each row (a key's, a member's): what was spent, and how it went."""
+
+    tasks_relation = "tasks"
+
+    def get_queryset(self, request):
+        relation, states = self.tasks_relation, ModifyTask.State
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                tasks_count=Count(relation),
+                succeeded_count=Count(relation, filter=Q(**{f"{relation}__state": states.SUCCEEDED})),
+                failed_count=Count(relation, filter=Q(**{f"{relation}__state": states.FAILED})),
+            )
+        )
+
+    @admin.display(description="Tasks", ordering="tasks_count")
+    def task_total(self, obj):
+        return obj.tasks_count
+
+    @admin.display(description="Succeeded", ordering="succeeded_count")
+    def succeeded_total(self, obj):
+        return obj.succeeded_count
+
+    @admin.display(description="Failed", ordering="failed_count")
+    def failed_total(self, obj):
+        return obj.failed_count
+
+
 class ApiKeyForm(forms.ModelForm):
     new_secret = forms.CharField(
         label="Secret",
@@ -40,24 +70,15 @@ class ApiKeyForm(forms.ModelForm):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(TaskCountsMixin, admin.ModelAdmin):
     form = ApiKeyForm
-    list_display = ["label", "masked", "owner", "is_active", "task_count", "succeeded_count", "last_used_at"]
+    list_display = ["label", "masked", "owner", "is_active", "task_total", "succeeded_total", "failed_total", "last_used_at"]
     list_filter = ["is_active"]
     search_fields = ["label", "owner__username"]
     readonly_fields = ["masked", "created_at", "last_used_at"]
     actions = ["check_credits"]
 
-    def get_queryset(self, request):
-        return (
-            super()
-            .get_queryset(request)
-            .select_related("owner")
-            .annotate(
-                task_total=Count("tasks"),
-                succeeded_total=Count("tasks", filter=Q(tasks__state=ModifyTask.State.SUCCEEDED)),
-            )
-        )
+    list_select_related = ["owner"]
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
@@ -72,14 +93,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
     @admin.display(description="Key")
     def masked(self, obj):
         return obj.masked if obj.last4 else "—"
-
-    @admin.display(description="Tasks", ordering="task_total")
-    def task_count(self, obj):
-        return obj.task_total
-
-    @admin.display(description="Succeeded", ordering="succeeded_total")
-    def succeeded_count(self, obj):
-        return obj.succeeded_total
 
     @admin.action(description="Check remaining credits with the provider")
     def check_credits(self, request, queryset):
@@ -118,34 +131,11 @@ class ModifyTaskAdmin(admin.ModelAdmin):
         self.message_user(request, f"Stopped {stopped} task(s).")
 
 
-class TeamMemberAdmin(UserAdmin):
+class TeamMemberAdmin(TaskCountsMixin, UserAdmin):
     """Django's user admin, plus what each member has asked of the provider."""
 
+    tasks_relation = "modify_tasks"
     list_display = [*UserAdmin.list_display, "task_total", "succeeded_total", "failed_total"]
-
-    def get_queryset(self, request):
-        tasks = ModifyTask.State
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                tasks_count=Count("modify_tasks"),
-                succeeded_count=Count("modify_tasks", filter=Q(modify_tasks__state=tasks.SUCCEEDED)),
-                failed_count=Count("modify_tasks", filter=Q(modify_tasks__state=tasks.FAILED)),
-            )
-        )
-
-    @admin.display(description="Tasks", ordering="tasks_count")
-    def task_total(self, obj):
-        return obj.tasks_count
-
-    @admin.display(description="Succeeded", ordering="succeeded_count")
-    def succeeded_total(self, obj):
-        return obj.succeeded_count
-
-    @admin.display(description="Failed", ordering="failed_count")
-    def failed_total(self, obj):
-        return obj.failed_count
 
 
 admin.site.unregister(User)
