@@ -86,6 +86,11 @@ def sign_in(page, e2e, member):
             window.__htmx = [];
             document.body.addEventListener("htmx:afterRequest", (event) => window.__htmx.push(
                 [event.detail.requestConfig.verb, event.detail.pathInfo.requestPath, event.detail.xhr.status]));
+            // The upload progress bar, as it stood when the answer replaced the form.
+            document.body.addEventListener("htmx:beforeSwap", () => {
+                const bar = document.querySelector("#submit-form progress.upload-progress");
+                if (bar && window.__uploadProgress === undefined) window.__uploadProgress = [bar.hidden, bar.value];
+            });
         }"""
     )
 
@@ -144,6 +149,7 @@ def test_upload_watch_play_and_find_in_gallery(e2e, browser, page, member, clip)
     expect(poster).to_be_visible()
     wait_for_image(page, poster)
     assert page.evaluate("window.__noReload") == 1, "the studio reloaded instead of updating in place"
+    assert page.evaluate("window.__uploadProgress") == [False, 100], "the upload progress bar did not fill"
     status_url = f"/tasks/{task.pk}/status/"
     polls = [status for _, path, status in page.evaluate("window.__htmx") if path == status_url]
     assert polls and polls[-1] == 286 and set(polls[:-1]) <= {200}, polls

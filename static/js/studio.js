@@ -1,0 +1,8 @@
+// Upload progress for the studio form: a 500 MB video takes a while to send.
+document.addEventListener("htmx:xhr:progress", function (event) {
+  var bar = event.target.querySelector && event.target.querySelector("progress.upload-progress");
+  if (bar && event.detail.lengthComputable && event.detail.total > 0) {
+    bar.hidden = false;
+    bar.value = Math.round((event.detail.loaded / event.detail.total) * 100);
+  }
+});
