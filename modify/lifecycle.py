@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 # A provider's Retry-After is honoured up to this many seconds.
 MAX_RETRY_AFTER = 600
 
+
 def generation_failed(reason):
     return f"The provider could not generate this video ({reason or 'no reason given'}). Try a different prompt or video."
 
