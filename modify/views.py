@@ -40,8 +40,8 @@ def _remix_source(request, remix_id):
 
 
 def _studio_context(request, form):
-    tasks = ModifyTask.objects.filter(owner=request.user)[:STUDIO_TASKS]
-    return {"form": form, "tasks": tasks}
+    page = Paginator(ModifyTask.objects.filter(owner=request.user), STUDIO_TASKS).get_page(request.GET.get("page"))
+    return {"form": form, "tasks": page.object_list, "page": page}
 
 
 @login_required

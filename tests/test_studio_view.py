@@ -1,0 +1,33 @@
+"""GET /: the studio, with the form and my own tasks, newest first, a page at a time."""
+
+import pytest
+
+from modify.models import ModifyTask
+
+pytestmark = pytest.mark.django_db
+
+
+def test_anonymous_is_sent_to_sign_in(client):
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"] == "/accounts/login/?next=/"
+
+
+def test_shows_the_form_and_only_my_tasks(signed_in, member, other):
+    mine = ModifyTask.objects.create(owner=member, prompt="my snowy night", source_kind="url")
+    ModifyTask.objects.create(owner=other, prompt="their sunset", source_kind="url")
+    page = signed_in.get("/").content.decode()
+    assert 'id="submit-form"' in page
+    assert f'id="task-{mine.pk}"' in page and "their sunset" not in page
+
+
+def test_older_tasks_are_a_page_away(signed_in, member):
+    tasks = [ModifyTask.objects.create(owner=member, prompt=f"task {i}", source_kind="url") for i in range(31)]
+    first = signed_in.get("/").content.decode()
+    assert f'id="task-{tasks[-1].pk}"' in first and f'id="task-{tasks[0].pk}"' not in first
+    assert 'href="?page=2"' in first
+    second = signed_in.get("/?page=2").content.decode()
+    assert f'id="task-{tasks[0].pk}"' in second and 'href="?page=1"' in second
+
+
+def test_an_empty_studio_says_what_will_appear(signed_in):
+    assert "No tasks yet" in signed_in.get("/").content.decode()
