@@ -123,6 +123,7 @@ def test_upload_watch_play_and_find_in_gallery(e2e, browser, page, member, clip)
     started = time.monotonic()
     sign_in(page, e2e, member)
     expect(page.locator("#no-tasks")).to_be_visible()
+    expect(page.locator("progress.upload-progress")).to_be_hidden()  # only while a video is being sent
 
     page.locator("#id_video").set_input_files(str(clip(seconds=1.5)))
     page.get_by_label("Prompt").fill("a snowy winter night")
