@@ -44,28 +44,41 @@ def assert_archived(task, source_duration):
     assert task.submitting_at <= task.generating_at <= task.archiving_at <= task.finished_at
 
 
-def test_upload_reaches_succeeded_through_the_signed_callback(e2e, browser_client, clip):
+def submit_source(client, e2e, kind, path, prompt, **extra):
+    """Submit ``path`` from the studio, as a file upload or as a public URL to it."""
+    if kind == "upload":
+        return submit_upload(client, path, prompt, **extra)
+    from modify.provider import LumaClient
+
+    public_url = LumaClient("sandbox-key", upload_base=f"{e2e.url}/sandbox").upload_file(path, "e2e").download_url
+    response = client.post("/tasks/", {"video_url": public_url, "prompt": prompt, **extra})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return ModifyTask.objects.get(source_url=public_url)
+
+
+@pytest.mark.parametrize("kind", ["upload", "url"])
+def test_reaches_succeeded_through_the_signed_callback(e2e, browser_client, clip, kind):
     source = clip(seconds=2)
-    task = submit_upload(browser_client, source, watermark="ACME")
+    task = submit_source(browser_client, e2e, kind, source, "a snowy winter night", watermark="ACME")
     assert task.state == ModifyTask.State.QUEUED
+    assert task.source_kind == kind
     wait_for_state(task, ModifyTask.State.SUCCEEDED, timeout=90)
     assert task.callback_received_at is not None
     assert_archived(task, probe(source).duration)
-    assert task.provider_video_url.startswith(f"{e2e.url}/sandbox/files/uploads/")
+    if kind == "upload":
+        assert task.provider_video_url.startswith(f"{e2e.url}/sandbox/files/uploads/")
+    else:
+        assert task.provider_video_url == task.source_url
     assert SandboxTask.objects.get(task_id=task.provider_task_id).watermark == "ACME"
 
 
-def test_url_reaches_succeeded_by_polling_when_callbacks_cannot_arrive(e2e, browser_client, clip, settings):
+@pytest.mark.parametrize("kind", ["upload", "url"])
+def test_reaches_succeeded_by_polling_when_callbacks_cannot_arrive(e2e, browser_client, clip, settings, kind):
     """Callbacks undeliverable (successFlag 4): the schedule's polls finalize it."""
     settings.SANDBOX_FAULTS = "callback_fail"
     settings.LUMA_POLL_FIRST_SECONDS = 0
     source = clip(seconds=1.5)
-    from modify.provider import LumaClient
-
-    public_url = LumaClient("sandbox-key", upload_base=f"{e2e.url}/sandbox").upload_file(source, "e2e").download_url
-    response = browser_client.post("/tasks/", {"video_url": public_url, "prompt": "film noir"})
-    assert response.status_code == 302
-    task = ModifyTask.objects.get(source_url=public_url)
+    task = submit_source(browser_client, e2e, kind, source, "film noir")
     wait_for_state(task, ModifyTask.State.GENERATING)
     sandbox_task = SandboxTask.objects.get(task_id=task.provider_task_id)
     wait_for(lambda: (sandbox_task.refresh_from_db() or sandbox_task.success_flag == 4), what="flag 4")
