@@ -231,8 +231,9 @@ LUMA_MAX_RESULT_BYTES = env_int("LUMA_MAX_RESULT_BYTES", 1024 * 1024 * 1024)
 FIELD_ENCRYPTION_KEY = os.environ.get("FIELD_ENCRYPTION_KEY", "").strip()
 
 # --- The sandbox -----------------------------------------------------------------
-# On by default only while no real key is configured; never mounted otherwise.
-SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", not LUMA_API_KEY)
+# On by default only while no real provider is configured (neither a key nor a
+# host: keys may live in the admin alone); never mounted otherwise.
+SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", not (LUMA_API_KEY or LUMA_API_BASE))
 SANDBOX_API_KEYS = env_list("SANDBOX_API_KEYS", "sandbox-key")
 SANDBOX_INITIAL_CREDITS = env_int("SANDBOX_INITIAL_CREDITS", 1000)
 SANDBOX_TASK_COST = env_int("SANDBOX_TASK_COST", 10)

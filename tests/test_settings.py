@@ -1,0 +1,34 @@
+"""Settings from the environment: what a deployment gets when it sets (or forgets) a variable."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def settings_under(**env):
+    """The sandbox switch as a fresh process computes it from ``env`` alone."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("LUMA_", "SANDBOX_"))}
+    code = "import django; django.setup(); from django.conf import settings; print(settings.SANDBOX_ENABLED)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env={**clean, "DJANGO_SETTINGS_MODULE": "lumaweb.settings", **env},
+        capture_output=True, text=True, check=True,
+    )
+    return out.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize(
+    "env, mounted",
+    [
+        ({}, True),  # nothing configured: the embedded default
+        ({"LUMA_API_KEY": "real-key"}, False),
+        ({"LUMA_API_BASE": "https://api.kie.ai"}, False),  # keys kept in the admin only
+        ({"LUMA_API_KEY": "real-key", "SANDBOX_ENABLED": "1"}, True),  # asked for explicitly
+        ({"SANDBOX_ENABLED": "0"}, False),
+    ],
+)
+def test_the_sandbox_is_mounted_only_while_no_real_provider_is_configured(env, mounted):
+    assert settings_under(**env) is mounted
