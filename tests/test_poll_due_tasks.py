@@ -105,7 +105,7 @@ def test_due_retries_and_lost_submissions_are_enqueued_once_and_their_jobs_can_c
     assert retried.claim_for_submission() and retried.retry_submission(20, reason="Waiting to retry")
     a_while_ago = timezone.now() - timedelta(seconds=30)  # the 20 s have passed
     ModifyTask.objects.filter(pk=retried.pk).update(updated_at=a_while_ago, next_submit_at=a_while_ago + timedelta(seconds=20))
-    fresh = ModifyTask.objects.create(owner=owner, prompt="p", source_kind="url", source_url="http://x")
+    ModifyTask.objects.create(owner=owner, prompt="p", source_kind="url", source_url="http://x")  # fresh: neither due nor lost
     assert poll_due_tasks()["requeued"] == 2
     assert sorted(enqueued) == sorted([lost.pk, retried.pk])
     assert poll_due_tasks()["requeued"] == 0  # not enqueued again a minute later
