@@ -13,6 +13,7 @@ from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import requests
+from urllib3.exceptions import LocationValueError
 from urllib3.exceptions import TimeoutError as StreamTimeout
 
 ALLOWED_SCHEMES = ("http", "https")
@@ -78,6 +79,8 @@ def download(url: str, dest: str | os.PathLike | BinaryIO, max_bytes: int, timeo
             if isinstance(dest, (str, os.PathLike)):
                 return _copy_to_path(resp, dest, url, max_bytes, chunk_size)
             return _copy(resp, dest, url, max_bytes, chunk_size)
+    except (requests.exceptions.InvalidURL, LocationValueError):  # the latter is not a RequestException
+        raise DownloadError("The download URL is not a valid URL.", url) from None
     except requests.RequestException as exc:
         # Deliberately not str(exc): it repeats the full URL, query string included.
         reason = "the server did not answer in time" if _timed_out(exc) else "the connection failed"

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 import requests
+from urllib3.exceptions import LocationValueError
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +274,8 @@ class _MultipartBody:
 
 def _may_have_been_sent(exc) -> bool:
     """False only when the request surely never reached the provider."""
-    if isinstance(exc, requests.ConnectTimeout):
+    if isinstance(exc, (requests.ConnectTimeout, requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                        requests.exceptions.InvalidSchema, LocationValueError)):
         return False
     if isinstance(exc, (requests.ReadTimeout, requests.exceptions.ChunkedEncodingError)):
         return True
@@ -348,7 +350,7 @@ class LumaClient:
             resp = self._session.request(
                 method, base + path, timeout=self.timeout,
                 headers={"Authorization": f"Bearer {self._api_key}", **(headers or {})}, **kwargs)
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+        except (requests.RequestException, LocationValueError) as exc:
             log.info("kie.ai %s %s -> unreachable (%s) after %.2fs",
                      method, path, type(exc).__name__, time.monotonic() - started)
             raise ProviderUnavailable(

@@ -49,11 +49,39 @@ def bearer_key(request):
 def json_body(request):
     try:
         body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
+        # JSON may spell lone surrogates ("\ud800"): text no database, file or URL can hold.
+        json.dumps(body, ensure_ascii=False).encode()
+    except RecursionError:
+        raise ApiError(422, "The request body is nested too deeply.") from None
+    except UnicodeEncodeError:
+        raise ApiError(422, "The request body holds text that is not valid Unicode.") from None
+    except ValueError:
         raise ApiError(422, "The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise ApiError(422, "The request body must be a JSON object.")
     return body
+
+
+def string_field(body, field, max_length, required=False):
+    """``body[field]`` as a string ("" when absent or null); 422 for any other type, an
+    empty required value, or one longer than ``max_length``."""
+    value = body.get(field)
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise ApiError(422, f"{field} must be a string, not {type(value).__name__}.")
+    if required and not value.strip():
+        raise ApiError(422, f"{field} is required.")
+    if len(value) > max_length:
+        raise ApiError(422, f"{field} is longer than {max_length} characters.")
+    return value
+
+
+@csrf_exempt
+def unknown_endpoint(request, path):
+    """Any other path under /sandbox: the envelope's 404, not an HTML page."""
+    require_sandbox_enabled()
+    return JsonResponse({"code": 404, "msg": f"No such endpoint: /{path[:100]}", "data": None}, status=404)
 
 
 def require_sandbox_enabled():

@@ -13,11 +13,8 @@ FETCH_TIMEOUT = 15
 
 @contextlib.contextmanager
 def fetched_video(url):
-    """Yield ``(path, container)`` of the downloaded, validated video; ApiError(422) otherwise."""
-    if not isinstance(url, str) or not url.strip():
-        raise ApiError(422, "videoUrl is required.")
-    if not url.startswith(("http://", "https://")):
-        raise ApiError(422, "videoUrl must be an http or https URL.")
+    """Yield ``(path, container)`` of the video at the http(s) ``url``, downloaded and
+    validated; ApiError(422) otherwise."""
     with temp_path(".video") as path:
         try:
             download(url, path, max_bytes=settings.LUMA_MAX_VIDEO_BYTES, timeout=FETCH_TIMEOUT)

@@ -19,6 +19,7 @@ import requests
 from django.conf import settings
 from django.core.files import File
 from django.utils import timezone
+from urllib3.exceptions import LocationValueError
 
 from modify import webhooks
 from modify.media import MediaError, temp_path
@@ -97,7 +98,7 @@ def _post_callback(task):
         headers.update(webhooks.signed_headers(settings.SANDBOX_WEBHOOK_HMAC_KEY, task.task_id))
     try:
         response = requests.post(task.callback_url, json=callback_body(task), headers=headers, timeout=CALLBACK_TIMEOUT)
-    except requests.RequestException as error:
+    except (requests.RequestException, LocationValueError) as error:  # unreachable, or a host it cannot parse
         log.warning("sandbox callback for task %s failed: %s", task.task_id, type(error).__name__)
         return False
     if not response.ok:

@@ -99,10 +99,9 @@ class Task(models.Model):
 
     @property
     def param_json(self):
-        params = {"callBackUrl": self.callback_url, "prompt": self.prompt, "videoUrl": self.video_url}
-        if self.watermark:
-            params["waterMark"] = self.watermark
-        return json.dumps(params)
+        return json.dumps(
+            {"callBackUrl": self.callback_url, "prompt": self.prompt, "videoUrl": self.video_url, "waterMark": self.watermark}
+        )
 
     @property
     def result_url(self):

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from sandbox import views
+from sandbox.envelope import unknown_endpoint
 
 app_name = "sandbox"
 
@@ -14,4 +15,5 @@ urlpatterns = [
     path("api/file-url-upload", views.file_url_upload, name="file-url-upload"),
     path("api/file-base64-upload", views.file_base64_upload, name="file-base64-upload"),
     path("files/<str:kind>/<path:name>", views.serve_file, name="file"),
+    path("<path:path>", unknown_endpoint),
 ]

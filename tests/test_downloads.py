@@ -160,3 +160,10 @@ def test_only_http_and_https(tmp_path, url):
         download(url, tmp_path / "x", max_bytes=1000)
     assert type(caught.value) is DownloadError
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("url", ["http://\u2039x\u203a.example/v.mp4", "http://ex\u00e4mple..com/v.mp4"])
+def test_a_host_that_cannot_be_parsed_is_a_download_error(tmp_path, url):
+    with pytest.raises(DownloadError, match="not a valid URL"):
+        download(url, tmp_path / "x", max_bytes=1000, timeout=1)
+    assert not (tmp_path / "x").exists()

@@ -354,6 +354,13 @@ def test_connection_refused_is_provider_unavailable():
     assert caught.value.retryable
 
 
+@pytest.mark.parametrize("base", ["http://\u2039x\u203a.example", "http://ex\u00e4mple..com"])
+def test_a_base_url_that_cannot_be_parsed_is_provider_unavailable_never_sent(base):
+    with pytest.raises(ProviderUnavailable) as caught:
+        LumaClient(API_KEY, api_base=base, timeout=2).credit()
+    assert caught.value.request_sent is False
+
+
 # --- the key never leaks ----------------------------------------------------------------
 
 def test_api_key_never_in_messages_reprs_or_logs(upstream, client, caplog):

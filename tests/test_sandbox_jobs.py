@@ -46,3 +46,13 @@ def test_a_crash_in_the_transform_fails_the_task_with_a_refund_and_a_callback(
     assert "disk on fire" in caplog.text and callback_receiver.url not in caplog.text
     info = requests.get(f"{api}/api/v1/modify/record-info", headers=AUTH, params={"taskId": queued_task}).json()
     assert info["data"]["successFlag"] == 3
+
+
+def test_a_callback_url_that_cannot_be_parsed_reports_flag_4(api, clip, monkeypatch):
+    monkeypatch.setattr(sandbox.views, "async_task", lambda *args, **kwargs: None)
+    body = {"prompt": "Make it snow", "videoUrl": upload_clip(api, clip(seconds=1)),
+            "callBackUrl": "http://\u2039x\u203a.example/cb"}
+    task_id = requests.post(f"{api}/api/v1/modify/generate", headers=AUTH, json=body).json()["data"]["taskId"]
+    sandbox.jobs.generate(task_id)
+    task = Task.objects.get(task_id=task_id)
+    assert task.success_flag == Task.Flag.CALLBACK_FAILED and task.callbacks_sent == 1
