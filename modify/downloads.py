@@ -9,6 +9,7 @@ forever, or leak a signed URL's query string into a user-facing message.
 from __future__ import annotations
 
 import os
+import time
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
@@ -53,10 +54,12 @@ class DownloadUnreachable(DownloadError):
 
 
 def download(url: str, dest: str | os.PathLike | BinaryIO, max_bytes: int, timeout: float = 30.0,
-             session: requests.Session | None = None, chunk_size: int = 1 << 16) -> int:
+             session: requests.Session | None = None, chunk_size: int = 1 << 16,
+             max_seconds: float | None = None) -> int:
     """Download ``url`` into ``dest`` (a path or a writable binary file); return the byte count.
 
-    ``timeout`` bounds connecting and each read, so a silent server fails fast.
+    ``timeout`` bounds connecting and each read, so a silent server fails fast;
+    ``max_seconds`` bounds the whole download, so a trickling one does too.
     The size is checked against Content-Length before any byte is written and
     again while streaming, because Content-Length may be absent or wrong.
     On failure a ``dest`` given as a path is removed, so no partial file is
@@ -76,9 +79,10 @@ def download(url: str, dest: str | os.PathLike | BinaryIO, max_bytes: int, timeo
             declared = resp.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > max_bytes:
                 raise DownloadTooLarge(url, max_bytes)
+            deadline = time.monotonic() + max_seconds if max_seconds else None
             if isinstance(dest, (str, os.PathLike)):
-                return _copy_to_path(resp, dest, url, max_bytes, chunk_size)
-            return _copy(resp, dest, url, max_bytes, chunk_size)
+                return _copy_to_path(resp, dest, url, max_bytes, chunk_size, deadline)
+            return _copy(resp, dest, url, max_bytes, chunk_size, deadline)
     except (requests.exceptions.InvalidURL, LocationValueError):  # the latter is not a RequestException
         raise DownloadError("The download URL is not a valid URL.", url) from None
     except requests.RequestException as exc:
@@ -93,21 +97,24 @@ def _timed_out(exc: requests.RequestException) -> bool:
 
 
 def _copy_to_path(resp: requests.Response, path: str | os.PathLike, url: str, max_bytes: int,
-                  chunk_size: int) -> int:
+                  chunk_size: int, deadline: float | None) -> int:
     try:
         with open(path, "wb") as fh:
-            return _copy(resp, fh, url, max_bytes, chunk_size)
+            return _copy(resp, fh, url, max_bytes, chunk_size, deadline)
     except BaseException:
         _remove(path)
         raise
 
 
-def _copy(resp: requests.Response, fh: BinaryIO, url: str, max_bytes: int, chunk_size: int) -> int:
+def _copy(resp: requests.Response, fh: BinaryIO, url: str, max_bytes: int, chunk_size: int,
+          deadline: float | None) -> int:
     written = 0
     for chunk in resp.iter_content(chunk_size):
         written += len(chunk)
         if written > max_bytes:
             raise DownloadTooLarge(url, max_bytes)
+        if deadline is not None and time.monotonic() > deadline:
+            raise DownloadUnreachable(url, "the download is too slow and took too long")
         fh.write(chunk)
     return written
 

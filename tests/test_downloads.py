@@ -25,6 +25,7 @@ class Canned:
     headers: dict = field(default_factory=dict)
     delay: float = 0.0  # before the status line
     stall: float = 0.0  # after the body, before ending it
+    trickle: float = 0.0  # between chunks
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -50,6 +51,7 @@ class Handler(BaseHTTPRequestHandler):
             piece = canned.body[start:start + 8192]
             self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             self.wfile.flush()
+            stop.wait(canned.trickle)
         stop.wait(canned.stall)
         self.wfile.write(b"0\r\n\r\n")
 
@@ -167,3 +169,14 @@ def test_a_host_that_cannot_be_parsed_is_a_download_error(tmp_path, url):
     with pytest.raises(DownloadError, match="not a valid URL"):
         download(url, tmp_path / "x", max_bytes=1000, timeout=1)
     assert not (tmp_path / "x").exists()
+
+
+def test_a_trickling_download_stops_at_its_time_budget(server, tmp_path):
+    """Each chunk comes well within the read timeout, but the whole would take seconds."""
+    server.files["/trickle.mp4"] = Canned(body=PAYLOAD, chunked=True, trickle=0.2)
+    dest = tmp_path / "trickle.mp4"
+    started = time.monotonic()
+    with pytest.raises(DownloadUnreachable, match="too slow"):
+        download(server.url + "/trickle.mp4", dest, max_bytes=10**6, timeout=1, chunk_size=8192, max_seconds=0.5)
+    assert time.monotonic() - started < 1.5
+    assert not dest.exists()
