@@ -21,12 +21,17 @@ from django.urls import reverse
 from django.utils import timezone
 
 from modify import archive, backend, provider
+from modify.downloads import DownloadError, download
+from modify.media import MediaError, temp_path, validate_video
 from modify.logfilters import redact
 from modify.models import ModifyTask
 
 log = logging.getLogger(__name__)
 # A provider's Retry-After is honoured up to this many seconds.
 MAX_RETRY_AFTER = 600
+# Fetching a URL source: per read, and in all (well within django-q2's job timeout).
+SOURCE_READ_TIMEOUT = 30
+SOURCE_FETCH_SECONDS = 180
 
 
 def generation_failed(reason):
@@ -126,20 +131,25 @@ def submit(task_id):
     """Claim a queued task, make its video public if needed, and create the provider task.
 
     1. claim (queued → submitting) or stop: another worker has it, or its retry is not due;
-    2. an upload goes through the provider's file upload API for a public URL,
+    2. a URL source is fetched and checked like an upload, before any credit is spent;
+    3. an upload goes through the provider's file upload API for a public URL,
        under a name unique to the task (upstream, equal names overwrite);
-    3. generate, with a callback URL on this app when it has a public address;
-    4. record the provider's task id (→ generating). A callback may have done
+    4. generate, with a callback URL on this app when it has a public address;
+    5. record the provider's task id (→ generating). A callback may have done
        that already (it can arrive before generate answers): then nothing is left.
     """
     task = ModifyTask.objects.filter(pk=task_id).select_related("owner").first()
     if task is None or not task.claim_for_submission():
         return task
     try:
+        _keep_url_source(task)
         api_key, secret = backend.key_for(task.owner)
         client = backend.client(secret)
         video_url = _public_video_url(task, client)
         ModifyTask.objects.filter(pk=task.pk).update(api_key=api_key, provider_video_url=video_url)
+    except (DownloadError, MediaError) as error:
+        task.fail(f"The video URL cannot be used: {error}")
+        return task
     except backend.ConfigurationError as error:
         task.fail(str(error))
         return task
@@ -163,6 +173,23 @@ def submit(task_id):
     if api_key is not None:
         type(api_key).objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())
     return task
+
+
+def _keep_url_source(task):
+    """Copy a URL source home, checked as the form checks an upload (container by content,
+    duration, size): a video the provider would refuse fails here, for free, and the
+    detail page plays "before" long after the URL has gone. The provider still fetches
+    the URL itself. A retried submission keeps the copy it already has."""
+    if task.source_kind != ModifyTask.Source.URL or task.source_file:
+        return
+    with temp_path(".video") as path:
+        download(task.source_url, path, max_bytes=settings.LUMA_MAX_VIDEO_BYTES, timeout=SOURCE_READ_TIMEOUT,
+                 max_seconds=SOURCE_FETCH_SECONDS)
+        info = validate_video(path, settings.LUMA_MAX_VIDEO_SECONDS, settings.LUMA_MAX_VIDEO_BYTES)
+        with open(path, "rb") as fh:
+            task.source_file.save(f"source.{info.container}", File(fh), save=False)
+    task.source_duration = info.duration
+    ModifyTask.objects.filter(pk=task.pk).update(source_file=task.source_file.name, source_duration=info.duration)
 
 
 def _public_video_url(task, client):

@@ -61,11 +61,51 @@ def test_out_of_credits_fails_saying_so(app, upload_task, settings):
     assert "out of credits" in task.error_message
 
 
-def test_an_unreachable_video_url_fails_with_the_providers_message(app, owner):
-    task = ModifyTask.objects.create(owner=owner, prompt="p", source_kind="url", source_url="http://127.0.0.1:9/x.mp4")
-    task = lifecycle.submit(task.pk)
-    assert (task.state, task.error_code) == (ModifyTask.State.FAILED, 422)
-    assert "videoUrl is not reachable" in task.error_message
+def public_url(app, path, name="clip.mp4"):
+    from modify.provider import LumaClient
+
+    return LumaClient("sandbox-key", upload_base=f"{app.url}/sandbox").upload_file(path, "t", name).download_url
+
+
+def url_task_for(owner, url):
+    return ModifyTask.objects.create(owner=owner, prompt="winter", source_kind="url", source_url=url)
+
+
+def test_a_url_source_is_kept_and_the_provider_fetches_the_url_itself(app, owner, clip):
+    url = public_url(app, clip(seconds=1.5))
+    task = lifecycle.submit(url_task_for(owner, url).pk)
+    assert task.state == ModifyTask.State.GENERATING
+    assert task.provider_video_url == url
+    assert task.source_file.name.endswith("/source.mp4")
+    assert task.source_duration == pytest.approx(1.5, abs=0.1)
+    with task.source_file.open("rb") as kept:
+        assert kept.read() == clip(seconds=1.5).read_bytes()
+
+
+@pytest.mark.parametrize(
+    "make_source, message",
+    [
+        (lambda clip, tmp_path: (tmp_path / "notes.mp4").write_bytes(b"just some text") and tmp_path / "notes.mp4",
+         "not an MP4, MOV or AVI video"),
+        (lambda clip, tmp_path: clip(seconds=11), "The video is 11 s long; the limit is 10 s."),
+    ],
+)
+def test_a_url_the_provider_would_refuse_fails_before_any_credit_is_spent(app, owner, clip, tmp_path, settings,
+                                                                           make_source, message):
+    from sandbox.models import Account, Task as SandboxTask
+
+    task = lifecycle.submit(url_task_for(owner, public_url(app, make_source(clip, tmp_path))).pk)
+    assert (task.state, task.failed_stage) == (ModifyTask.State.FAILED, ModifyTask.State.SUBMITTING)
+    assert task.error_message.startswith("The video URL cannot be used:") and message in task.error_message
+    assert not SandboxTask.objects.exists()
+    assert Account.for_key("sandbox-key").credits == settings.SANDBOX_INITIAL_CREDITS
+
+
+def test_an_unreachable_video_url_fails_saying_so(app, owner):
+    task = lifecycle.submit(url_task_for(owner, "http://127.0.0.1:9/x.mp4?sig=SECRET").pk)
+    assert task.state == ModifyTask.State.FAILED
+    assert "Could not download http://127.0.0.1:9/x.mp4: the connection failed" in task.error_message
+    assert "SECRET" not in task.error_message
 
 
 def test_a_rate_limit_puts_the_task_back_with_a_delay_then_it_goes_through(app, upload_task, inject_faults):
@@ -101,10 +141,7 @@ def test_an_unreachable_provider_is_retried(upload_task, settings):
 @pytest.fixture
 def url_task(app, owner, clip):
     """A task whose source is already public, so that submitting it calls generate only."""
-    from modify.provider import LumaClient
-
-    url = LumaClient("sandbox-key", upload_base=f"{app.url}/sandbox").upload_file(clip(seconds=1), "t").download_url
-    return ModifyTask.objects.create(owner=owner, prompt="winter", source_kind="url", source_url=url)
+    return url_task_for(owner, public_url(app, clip(seconds=1)))
 
 
 def test_a_generate_that_got_no_answer_is_not_sent_again(url_task, settings, inject_faults):
