@@ -17,6 +17,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from modify import crypto
+from modify.downloads import safe_url
 
 
 class ApiKey(models.Model):
@@ -195,6 +196,11 @@ class ModifyTask(models.Model):
             ("Failed" if self.state == self.State.FAILED else "Done", self.finished_at),
         ]
         return [(label, moment) for label, moment in moments if moment]
+
+    @property
+    def source_url_shown(self):
+        """The source URL without credentials, query or fragment: signed URLs carry secrets there."""
+        return safe_url(self.source_url) if self.source_url else ""
 
     @property
     def is_terminal(self):

@@ -120,8 +120,21 @@ def test_a_failed_task_says_where_and_why_in_plain_words(signed_in, member):
     assert "No result." in words and "No result yet." not in words
     assert "Download result" not in words and "Remix" not in words
     assert "Failed" in re.search(r'<ol class="timeline">(.*?)</ol>', page, re.S).group(1)
-    # A URL source is linked, not embedded.
-    assert '<a href="https://example.com/clip.mp4" rel="noopener noreferrer">' in page
+    # A URL source the app could not fetch is linked, not embedded.
+    assert '<a href="https://example.com/clip.mp4" rel="noopener noreferrer">https://example.com/clip.mp4</a>' in page
+    assert 'id="source-video"' not in page
+
+
+def test_a_url_sources_secrets_are_shown_to_its_owner_only(client, signed_in, succeeded, other):
+    url = "https://user:pw@cdn.example.com/clip.mp4?X-Amz-Signature=SECRETSIG#t=1"
+    task = succeeded(source_url=url)
+    mine = page_of(signed_in, task)
+    assert f'<a href="{html.escape(url)}" rel="noopener noreferrer">https://cdn.example.com/clip.mp4</a>' in mine
+    assert 'id="source-video"' in mine  # the archived copy plays
+    client.force_login(other)
+    theirs = page_of(client, task)
+    assert "From https://cdn.example.com/clip.mp4" in text_of(theirs)
+    assert "SECRETSIG" not in theirs and "pw@" not in theirs
 
 
 def test_a_task_in_flight_says_it_is_still_working(signed_in, member):
