@@ -116,7 +116,19 @@ def test_only_get_is_allowed(signed_in, member):
 def test_an_expired_session_sends_the_whole_page_to_sign_in(client, django_user_model):
     owner = django_user_model.objects.create_user("olga")
     task = ModifyTask.objects.create(owner=owner, prompt="p", source_kind="url", source_url="https://x/a.mp4")
-    response = client.get(f"/tasks/{task.pk}/status/", headers={"HX-Request": "true"})
+    response = client.get(
+        f"/tasks/{task.pk}/status/", headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/?page=2"}
+    )
     assert response.status_code == 200
-    assert response["HX-Redirect"].startswith("/accounts/login/?next=/tasks/")
+    # Back to the studio page after signing in, not to the bare status fragment.
+    assert response["HX-Redirect"] == "/accounts/login/?next=/%3Fpage%3D2"
     assert response.content == b""
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("current_url", [None, "https://elsewhere.example/phish"])
+def test_without_a_page_of_ours_to_return_to_sign_in_has_no_next(client, member, current_url):
+    task = ModifyTask.objects.create(owner=member, prompt="p", source_kind="url", source_url="https://x/a.mp4")
+    headers = {"HX-Request": "true"} | ({"HX-Current-URL": current_url} if current_url else {})
+    response = client.get(f"/tasks/{task.pk}/status/", headers=headers)
+    assert response["HX-Redirect"] == "/accounts/login/"
