@@ -206,3 +206,27 @@ def test_a_file_that_is_not_a_video_is_refused_inline(e2e, browser, page, member
     assert not ModifyTask.objects.exists()
     assert page.problems == []
     page.screenshot(path="/tmp/lumaweb-error.png", full_page=True)
+
+
+def test_an_ended_session_signs_in_back_to_the_studio_and_a_refused_request_is_explained(e2e, browser, page, member):
+    sign_in(page, e2e, member)
+    # The session ends (signed out in another tab): the next htmx request takes the
+    # whole page to sign in, and signing in comes back to the studio, not to /tasks/.
+    page.context.clear_cookies(name="sessionid")
+    page.get_by_label("Prompt").fill("a snowy winter night")
+    page.get_by_role("button", name="Create video").click()
+    expect(page).to_have_url(f"{e2e.url}/accounts/login/?next=/")
+    page.get_by_label("Username").fill(member.username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{e2e.url}/")
+    expect(page.locator("#request-error")).to_be_hidden()
+
+    # Signing in again elsewhere rotates the CSRF token this page still holds: the
+    # refused request says what to do instead of leaving a button that does nothing.
+    page.context.add_cookies([{"name": "csrftoken", "value": "x" * 32, "url": e2e.url}])
+    page.get_by_label("Prompt").fill("a snowy winter night")
+    page.get_by_role("button", name="Create video").click()
+    expect(page.locator("#request-error")).to_contain_text("Reload the page")
+    expect(page).to_have_url(f"{e2e.url}/")
+    assert not ModifyTask.objects.exists()
