@@ -68,7 +68,7 @@ def test_reaches_succeeded_through_the_signed_callback(e2e, browser_client, clip
     if kind == "upload":
         assert task.provider_video_url.startswith(f"{e2e.url}/sandbox/files/uploads/")
     else:
-        assert task.provider_video_url == task.source_url
+        assert task.provider_video_url == task.source_url and task.source_file  # kept, so "before" plays
     assert SandboxTask.objects.get(task_id=task.provider_task_id).watermark == "ACME"
 
 
