@@ -82,4 +82,6 @@ class SubmitForm(forms.Form):
                 raise forms.ValidationError("Give either a video file or a URL, not both.")
             if not has_file and not has_url and self.remix_of is None:
                 raise forms.ValidationError("Choose a video file or give a video URL.")
+            if not has_file and not has_url and not self.remix_of.result_file.storage.exists(self.remix_of.result_file.name):
+                raise forms.ValidationError("The result to remix is no longer in the archive: choose a video file or give a URL.")
         return cleaned

@@ -262,6 +262,15 @@ def test_a_remix_with_only_a_prompt_uses_the_result_as_its_source(signed_in, mem
         assert copy.read() == result.read()
 
 
+def test_a_remix_whose_result_left_the_archive_says_so(signed_in, member, clip, tmp_path):
+    original = succeeded_task(member, clip(), tmp_path)
+    original.result_file.storage.delete(original.result_file.name)
+    response = signed_in.post("/tasks/", {"remix_of": str(original.pk), "prompt": "now make it summer"})
+    assert response.status_code == 422
+    assert form_errors(response.content.decode()).startswith("The result to remix is no longer in the archive")
+    assert ModifyTask.objects.count() == 1
+
+
 def test_a_remix_of_someone_elses_unshared_task_is_refused(signed_in, other, clip, tmp_path):
     private = succeeded_task(other, clip(), tmp_path, shared=False)
     response = signed_in.post("/tasks/", {"remix_of": str(private.pk), "prompt": "now make it summer"})
