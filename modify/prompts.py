@@ -1,8 +1,19 @@
 """Prompt checks shared by the studio form and the sandbox: the provider takes English only."""
 
+import re
 import unicodedata
 
 MAX_PROMPT_LENGTH = 2000
+# Everyday words of the languages most often typed in Latin script instead of English,
+# none of them an English word too ("die", "con", "a", "and" are left out on purpose).
+_FOREIGN_WORDS = frozenset(
+    "le la les des du une est avec sur dans pour très et en "  # French
+    "el los las una del con por para muy sobre y "  # Spanish
+    "der das und mit ein eine ist auf im nicht sehr "  # German
+    "il lo gli della nel sono molto "  # Italian
+    "os um uma em com não muito".split()  # Portuguese
+)
+_ENGLISH_WORDS = frozenset("the a an and of in on with to into make it is as at by from like look turn".split())
 
 
 def prompt_problem(prompt):
@@ -20,6 +31,14 @@ def prompt_problem(prompt):
     if not letters:
         return "The prompt has no words in it."
     foreign = [ch for ch in letters if not unicodedata.name(ch, "").startswith("LATIN")]
-    if len(foreign) > len(letters) * 0.1:
+    if len(foreign) > len(letters) * 0.1 or _reads_as_another_language(prompt):
         return "The prompt must be in English: the provider only understands English prompts."
     return None
+
+
+def _reads_as_another_language(prompt):
+    """Latin script but not English: several everyday words of another language and not one
+    of English ("la vidéo en hiver avec neige"); a borrowed phrase in an English sentence passes."""
+    words = re.findall(r"[^\W\d_]+", prompt.lower())
+    foreign = sum(word in _FOREIGN_WORDS for word in words)
+    return foreign >= 2 and not any(word in _ENGLISH_WORDS for word in words)

@@ -203,12 +203,31 @@ def test_an_empty_prompt_is_refused(signed_in, prompt):
     assert field_errors(response.content.decode(), "prompt") == "Write a prompt that describes the change."
 
 
-@pytest.mark.parametrize("prompt", ["Сделай так, чтобы шёл снег", "让它看起来像冬天的夜晚"])
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "Сделай так, чтобы шёл снег",
+        "让它看起来像冬天的夜晚",
+        "la vidéo en hiver avec neige sur les toits, très belle",
+        "haz que parezca una noche de invierno con nieve",
+        "mach es zu einer Winternacht mit Schnee und Nebel",
+    ],
+)
 def test_a_prompt_not_in_english_is_refused(signed_in, prompt):
     response = bad_post(signed_in, {"video_url": "https://example.com/clip.mp4", "prompt": prompt})
     page = response.content.decode()
     assert field_errors(page, "prompt") == "The prompt must be in English: the provider only understands English prompts."
     assert prompt in page  # what the user typed is kept for them to fix
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    ["a winter night in a Paris café", "make it look like la dolce vita", "neon city", "film noir, rain, el camino at dusk"],
+)
+def test_english_with_borrowed_words_is_accepted(prompt):
+    from modify.prompts import prompt_problem
+
+    assert prompt_problem(prompt) is None
 
 
 def test_a_file_and_a_url_together_are_refused(signed_in, clip):
