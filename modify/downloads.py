@@ -8,16 +8,19 @@ forever, or leak a signed URL's query string into a user-facing message.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import time
 from typing import BinaryIO
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from urllib3.exceptions import LocationValueError
 from urllib3.exceptions import TimeoutError as StreamTimeout
 
 ALLOWED_SCHEMES = ("http", "https")
+MAX_REDIRECTS = 5
 
 
 def safe_url(url: str) -> str:
@@ -45,6 +48,13 @@ class DownloadTooLarge(DownloadError):
         super().__init__(f"The file at {safe_url(url)} is larger than the limit of {max_bytes} bytes.", url)
 
 
+class DownloadForbidden(DownloadError):
+    """The URL (or a redirect from it) leads to this machine or a private network."""
+
+    def __init__(self, url: str):
+        super().__init__(f"{safe_url(url)} is on this machine or a private network; give a public URL.", url)
+
+
 class DownloadUnreachable(DownloadError):
     """Connection error, timeout, or a non-2xx answer (then ``status`` is set)."""
 
@@ -55,25 +65,23 @@ class DownloadUnreachable(DownloadError):
 
 def download(url: str, dest: str | os.PathLike | BinaryIO, max_bytes: int, timeout: float = 30.0,
              session: requests.Session | None = None, chunk_size: int = 1 << 16,
-             max_seconds: float | None = None) -> int:
+             max_seconds: float | None = None, public_only: bool = False) -> int:
     """Download ``url`` into ``dest`` (a path or a writable binary file); return the byte count.
 
     ``timeout`` bounds connecting and each read, so a silent server fails fast;
     ``max_seconds`` bounds the whole download, so a trickling one does too.
+    ``public_only`` refuses a host on this machine or a private network, checked
+    again at every redirect: a URL a member typed must not reach inside the app's
+    network (the host is resolved twice, so this stops mistakes and probes, not
+    a DNS server that answers differently the second time).
     The size is checked against Content-Length before any byte is written and
     again while streaming, because Content-Length may be absent or wrong.
     On failure a ``dest`` given as a path is removed, so no partial file is
     mistaken for a complete one; a file object is left to its owner.
     """
+    _check_scheme(url)
     try:
-        scheme = urlsplit(url).scheme.lower()
-    except ValueError:
-        raise DownloadError("The download URL is not a valid URL.", url) from None
-    if scheme not in ALLOWED_SCHEMES:
-        kind = f"{scheme}:" if scheme else "scheme-less"
-        raise DownloadError(f"Only http and https URLs can be downloaded, not {kind} URLs.", url)
-    try:
-        with (session or requests).get(url, stream=True, timeout=timeout) as resp:
+        with _get(url, session or requests, timeout, public_only) as resp:
             if not 200 <= resp.status_code < 300:
                 raise DownloadUnreachable(url, f"the server answered HTTP {resp.status_code}", resp.status_code)
             declared = resp.headers.get("Content-Length", "")
@@ -89,6 +97,50 @@ def download(url: str, dest: str | os.PathLike | BinaryIO, max_bytes: int, timeo
         # Deliberately not str(exc): it repeats the full URL, query string included.
         reason = "the server did not answer in time" if _timed_out(exc) else "the connection failed"
         raise DownloadUnreachable(url, f"{reason} ({type(exc).__name__})") from exc
+
+
+def _check_scheme(url: str) -> None:
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:
+        raise DownloadError("The download URL is not a valid URL.", url) from None
+    if scheme not in ALLOWED_SCHEMES:
+        kind = f"{scheme}:" if scheme else "scheme-less"
+        raise DownloadError(f"Only http and https URLs can be downloaded, not {kind} URLs.", url)
+
+
+def _get(url: str, http, timeout: float, public_only: bool) -> requests.Response:
+    """The streaming answer for ``url``; with ``public_only`` redirects are followed here, one checked hop at a time."""
+    if not public_only:
+        return http.get(url, stream=True, timeout=timeout)
+    for _ in range(MAX_REDIRECTS + 1):
+        _refuse_private(url)
+        resp = http.get(url, stream=True, timeout=timeout, allow_redirects=False)
+        if not resp.is_redirect:
+            return resp
+        resp.close()
+        url = urljoin(url, resp.headers["Location"])
+        _check_scheme(url)
+    raise DownloadUnreachable(url, f"it redirects more than {MAX_REDIRECTS} times")
+
+
+def _refuse_private(url: str) -> None:
+    parts = urlsplit(url)
+    if any(not ipaddress.ip_address(address).is_global for address in _addresses(parts)):
+        raise DownloadForbidden(url)
+
+
+def _addresses(parts) -> set[str]:
+    """Every address the URL's host resolves to (raises when it does not resolve)."""
+    try:
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    except ValueError:
+        raise requests.exceptions.InvalidURL("bad port") from None
+    try:
+        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise requests.ConnectionError(f"cannot resolve {parts.hostname}") from exc
+    return {info[4][0].split("%")[0] for info in infos}
 
 
 def _timed_out(exc: requests.RequestException) -> bool:

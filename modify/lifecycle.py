@@ -183,8 +183,9 @@ def _keep_url_source(task):
     if task.source_kind != ModifyTask.Source.URL or task.source_file:
         return
     with temp_path(".video") as path:
+        # kie.ai fetches from the internet: a private address could not work, and must not be probed.
         download(task.source_url, path, max_bytes=settings.LUMA_MAX_VIDEO_BYTES, timeout=SOURCE_READ_TIMEOUT,
-                 max_seconds=SOURCE_FETCH_SECONDS)
+                 max_seconds=SOURCE_FETCH_SECONDS, public_only=not task.is_sandbox)
         info = validate_video(path, settings.LUMA_MAX_VIDEO_SECONDS, settings.LUMA_MAX_VIDEO_BYTES)
         with open(path, "rb") as fh:
             task.source_file.save(f"source.{info.container}", File(fh), save=False)

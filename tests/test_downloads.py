@@ -12,7 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from modify.downloads import DownloadError, DownloadTooLarge, DownloadUnreachable, download
+from modify import downloads
+from modify.downloads import DownloadError, DownloadForbidden, DownloadTooLarge, DownloadUnreachable, download
 
 PAYLOAD = os.urandom(300_000)
 
@@ -180,3 +181,34 @@ def test_a_trickling_download_stops_at_its_time_budget(server, tmp_path):
         download(server.url + "/trickle.mp4", dest, max_bytes=10**6, timeout=1, chunk_size=8192, max_seconds=0.5)
     assert time.monotonic() - started < 1.5
     assert not dest.exists()
+
+
+def test_public_only_refuses_this_machine(server, tmp_path):
+    server.files["/v.mp4"] = Canned(body=PAYLOAD)
+    for url in (server.url + "/v.mp4", server.url.replace("127.0.0.1", "localhost") + "/v.mp4"):
+        with pytest.raises(DownloadForbidden, match="on this machine or a private network"):
+            download(url, tmp_path / "x", max_bytes=10**6, public_only=True)
+    assert not (tmp_path / "x").exists()
+    assert download(server.url + "/v.mp4", tmp_path / "x", max_bytes=10**6) == len(PAYLOAD)  # the default allows it
+
+
+def test_public_only_checks_every_redirect(server, tmp_path, monkeypatch):
+    """127.0.0.1 plays a public host here; its redirect to localhost is caught at the second hop."""
+    real = downloads._addresses
+    monkeypatch.setattr(downloads, "_addresses", lambda parts: {"93.184.216.34"} if parts.hostname == "127.0.0.1" else real(parts))
+    inside = server.url.replace("127.0.0.1", "localhost") + "/v.mp4"
+    server.files["/v.mp4"] = Canned(body=PAYLOAD)
+    server.files["/public.mp4"] = Canned(status=302, headers={"Location": inside})
+    server.files["/hop.mp4"] = Canned(status=301, headers={"Location": "/v.mp4"})
+    assert download(server.url + "/hop.mp4", tmp_path / "ok", max_bytes=10**6, public_only=True) == len(PAYLOAD)
+    with pytest.raises(DownloadForbidden) as caught:
+        download(server.url + "/public.mp4", tmp_path / "x", max_bytes=10**6, public_only=True)
+    assert "localhost" in str(caught.value)
+    server.files["/loop.mp4"] = Canned(status=302, headers={"Location": "/loop.mp4"})
+    with pytest.raises(DownloadUnreachable, match="redirects more than 5 times"):
+        download(server.url + "/loop.mp4", tmp_path / "x", max_bytes=10**6, public_only=True)
+
+
+def test_public_only_with_a_host_that_does_not_resolve(tmp_path):
+    with pytest.raises(DownloadUnreachable, match="connection failed"):
+        download("http://no-such-host.invalid/v.mp4", tmp_path / "x", max_bytes=1000, public_only=True)

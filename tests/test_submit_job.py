@@ -67,8 +67,8 @@ def public_url(app, path, name="clip.mp4"):
     return LumaClient("sandbox-key", upload_base=f"{app.url}/sandbox").upload_file(path, "t", name).download_url
 
 
-def url_task_for(owner, url):
-    return ModifyTask.objects.create(owner=owner, prompt="winter", source_kind="url", source_url=url)
+def url_task_for(owner, url, is_sandbox=True):
+    return ModifyTask.objects.create(owner=owner, prompt="winter", source_kind="url", source_url=url, is_sandbox=is_sandbox)
 
 
 def test_a_url_source_is_kept_and_the_provider_fetches_the_url_itself(app, owner, clip):
@@ -99,6 +99,17 @@ def test_a_url_the_provider_would_refuse_fails_before_any_credit_is_spent(app, o
     assert task.error_message.startswith("The video URL cannot be used:") and message in task.error_message
     assert not SandboxTask.objects.exists()
     assert Account.for_key("sandbox-key").credits == settings.SANDBOX_INITIAL_CREDITS
+
+
+def test_for_the_real_provider_a_private_url_is_refused_unfetched(app, owner, clip):
+    """kie.ai fetches from the internet: a URL on this machine could not work, and the app
+    must not be a way to probe its own network."""
+    from sandbox.models import Task as SandboxTask
+
+    task = lifecycle.submit(url_task_for(owner, public_url(app, clip(seconds=1)), is_sandbox=False).pk)
+    assert task.state == ModifyTask.State.FAILED
+    assert "is on this machine or a private network; give a public URL" in task.error_message
+    assert not task.source_file and not SandboxTask.objects.exists()
 
 
 def test_an_unreachable_video_url_fails_saying_so(app, owner):
