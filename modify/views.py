@@ -49,7 +49,9 @@ def _studio_context(request, form):
 def studio(request):
     remix_of = _remix_source(request, request.GET.get("remix"))
     form = SubmitForm(remix_of=remix_of, initial={"prompt": remix_of.prompt if remix_of else ""})
-    return render(request, "modify/studio.html", _studio_context(request, form))
+    context = _studio_context(request, form)
+    context["remix_unavailable"] = bool(request.GET.get("remix")) and remix_of is None
+    return render(request, "modify/studio.html", context)
 
 
 @login_required

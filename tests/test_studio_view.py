@@ -31,3 +31,16 @@ def test_older_tasks_are_a_page_away(signed_in, member):
 
 def test_an_empty_studio_says_what_will_appear(signed_in):
     assert "No tasks yet" in signed_in.get("/").content.decode()
+
+
+@pytest.mark.parametrize("remix", ["unshared", "running", "not-a-uuid"])
+def test_a_remix_link_that_cannot_be_used_says_why(signed_in, member, other, remix):
+    tasks = {
+        "unshared": lambda: ModifyTask.objects.create(owner=other, prompt="p", source_kind="url", state="succeeded", shared=False),
+        "running": lambda: ModifyTask.objects.create(owner=member, prompt="p", source_kind="url", state="generating"),
+    }
+    remix_id = tasks[remix]().pk if remix in tasks else remix
+    page = signed_in.get(f"/?remix={remix_id}").content.decode()
+    assert "That result cannot be remixed" in page
+    assert 'name="remix_of"' not in page
+    assert "That result cannot be remixed" not in signed_in.get("/").content.decode()
