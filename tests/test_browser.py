@@ -228,5 +228,6 @@ def test_an_ended_session_signs_in_back_to_the_studio_and_a_refused_request_is_e
     page.get_by_label("Prompt").fill("a snowy winter night")
     page.get_by_role("button", name="Create video").click()
     expect(page.locator("#request-error")).to_contain_text("Reload the page")
+    expect(page.locator("progress.upload-progress")).to_be_hidden()
     expect(page).to_have_url(f"{e2e.url}/")
     assert not ModifyTask.objects.exists()

@@ -6,3 +6,12 @@ document.addEventListener("htmx:xhr:progress", function (event) {
     bar.value = Math.round((event.detail.loaded / event.detail.total) * 100);
   }
 });
+
+// A send that failed leaves the form in place: its finished bar must not linger.
+document.addEventListener("htmx:afterRequest", function (event) {
+  var bar = event.target.querySelector && event.target.querySelector("progress.upload-progress");
+  if (bar && !event.detail.successful) {
+    bar.hidden = true;
+    bar.value = 0;
+  }
+});
