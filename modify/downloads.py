@@ -16,11 +16,15 @@ from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from urllib3.exceptions import HTTPError as StreamError
 from urllib3.exceptions import LocationValueError
 from urllib3.exceptions import TimeoutError as StreamTimeout
+from urllib3.util import parse_url
 
 ALLOWED_SCHEMES = ("http", "https")
 MAX_REDIRECTS = 5
+# IPv6 prefixes that carry an IPv4 address to some gateway: NAT64 (64:ff9b::/96, 64:ff9b:1::/48).
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 
 
 def safe_url(url: str) -> str:
@@ -93,7 +97,7 @@ def download(url: str, dest: str | os.PathLike | BinaryIO, max_bytes: int, timeo
             return _copy(resp, dest, url, max_bytes, chunk_size, deadline)
     except (requests.exceptions.InvalidURL, LocationValueError):  # the latter is not a RequestException
         raise DownloadError("The download URL is not a valid URL.", url) from None
-    except requests.RequestException as exc:
+    except (requests.RequestException, StreamError) as exc:  # the stream is read raw: urllib3's own errors too
         # Deliberately not str(exc): it repeats the full URL, query string included.
         reason = "the server did not answer in time" if _timed_out(exc) else "the connection failed"
         raise DownloadUnreachable(url, f"{reason} ({type(exc).__name__})") from exc
@@ -125,27 +129,36 @@ def _get(url: str, http, timeout: float, public_only: bool) -> requests.Response
 
 
 def _refuse_private(url: str) -> None:
-    parts = urlsplit(url)
-    if any(not ipaddress.ip_address(address).is_global for address in _addresses(parts)):
+    # The host as requests will connect to it: urllib3's parser, not urlsplit, which
+    # reads "http://127.0.0.1\@example.com/" as example.com.
+    parts = parse_url(url)
+    if any(not _is_public(ipaddress.ip_address(address)) for address in _addresses(parts)):
         raise DownloadForbidden(url)
+
+
+def _is_public(ip) -> bool:
+    if not ip.is_global or ip.is_multicast:
+        return False
+    if ip.version == 6:
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo or (None, None))[1]
+        return not any(ip in net for net in _NAT64) and (embedded is None or _is_public(embedded))
+    return True
 
 
 def _addresses(parts) -> set[str]:
     """Every address the URL's host resolves to (raises when it does not resolve)."""
+    host = (parts.host or "").strip("[]")
+    port = parts.port or (443 if (parts.scheme or "").lower() == "https" else 80)
     try:
-        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
-    except ValueError:
-        raise requests.exceptions.InvalidURL("bad port") from None
-    try:
-        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as exc:
-        raise requests.ConnectionError(f"cannot resolve {parts.hostname}") from exc
+        raise requests.ConnectionError(f"cannot resolve {host}") from exc
     return {info[4][0].split("%")[0] for info in infos}
 
 
-def _timed_out(exc: requests.RequestException) -> bool:
-    # A read timeout in mid-stream surfaces as ConnectionError(ReadTimeoutError).
-    return isinstance(exc, requests.Timeout) or any(isinstance(a, StreamTimeout) for a in exc.args)
+def _timed_out(exc: Exception) -> bool:
+    # A read timeout in mid-stream surfaces as ConnectionError(ReadTimeoutError), or raw.
+    return isinstance(exc, (requests.Timeout, StreamTimeout)) or any(isinstance(a, StreamTimeout) for a in exc.args)
 
 
 def _copy_to_path(resp: requests.Response, path: str | os.PathLike, url: str, max_bytes: int,
@@ -161,7 +174,7 @@ def _copy_to_path(resp: requests.Response, path: str | os.PathLike, url: str, ma
 def _copy(resp: requests.Response, fh: BinaryIO, url: str, max_bytes: int, chunk_size: int,
           deadline: float | None) -> int:
     written = 0
-    for chunk in resp.iter_content(chunk_size):
+    for chunk in _pieces(resp, chunk_size):
         written += len(chunk)
         if written > max_bytes:
             raise DownloadTooLarge(url, max_bytes)
@@ -169,6 +182,13 @@ def _copy(resp: requests.Response, fh: BinaryIO, url: str, max_bytes: int, chunk
             raise DownloadUnreachable(url, "the download is too slow and took too long")
         fh.write(chunk)
     return written
+
+
+def _pieces(resp: requests.Response, chunk_size: int):
+    """The body as it arrives: ``read1`` returns what one socket read brings, where
+    ``iter_content`` would wait for a whole chunk, so a trickle meets the deadline too."""
+    while piece := resp.raw.read1(chunk_size, decode_content=True):
+        yield piece
 
 
 def _remove(path: str | os.PathLike) -> None:

@@ -26,7 +26,8 @@ class Canned:
     headers: dict = field(default_factory=dict)
     delay: float = 0.0  # before the status line
     stall: float = 0.0  # after the body, before ending it
-    trickle: float = 0.0  # between chunks
+    trickle: float = 0.0  # between pieces
+    piece: int = 8192  # bytes written at a time
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -45,14 +46,13 @@ class Handler(BaseHTTPRequestHandler):
         elif "Content-Length" not in canned.headers:
             self.send_header("Content-Length", str(len(canned.body)))
         self.end_headers()
-        if not canned.chunked:
-            self.wfile.write(canned.body)
-            return
-        for start in range(0, len(canned.body), 8192):
-            piece = canned.body[start:start + 8192]
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        for start in range(0, len(canned.body), canned.piece):
+            piece = canned.body[start:start + canned.piece]
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if canned.chunked else piece)
             self.wfile.flush()
             stop.wait(canned.trickle)
+        if not canned.chunked:
+            return
         stop.wait(canned.stall)
         self.wfile.write(b"0\r\n\r\n")
 
@@ -172,13 +172,15 @@ def test_a_host_that_cannot_be_parsed_is_a_download_error(tmp_path, url):
     assert not (tmp_path / "x").exists()
 
 
-def test_a_trickling_download_stops_at_its_time_budget(server, tmp_path):
-    """Each chunk comes well within the read timeout, but the whole would take seconds."""
-    server.files["/trickle.mp4"] = Canned(body=PAYLOAD, chunked=True, trickle=0.2)
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_trickling_download_stops_at_its_time_budget(server, tmp_path, chunked):
+    """Each piece comes well within the read timeout, but the whole would take a minute;
+    with or without Content-Length, the download does not wait for a whole chunk."""
+    server.files["/trickle.mp4"] = Canned(body=PAYLOAD[:300], chunked=chunked, trickle=0.2, piece=1)
     dest = tmp_path / "trickle.mp4"
     started = time.monotonic()
     with pytest.raises(DownloadUnreachable, match="too slow"):
-        download(server.url + "/trickle.mp4", dest, max_bytes=10**6, timeout=1, chunk_size=8192, max_seconds=0.5)
+        download(server.url + "/trickle.mp4", dest, max_bytes=10**6, timeout=1, max_seconds=0.5)
     assert time.monotonic() - started < 1.5
     assert not dest.exists()
 
@@ -212,3 +214,27 @@ def test_public_only_checks_every_redirect(server, tmp_path, monkeypatch):
 def test_public_only_with_a_host_that_does_not_resolve(tmp_path):
     with pytest.raises(DownloadUnreachable, match="connection failed"):
         download("http://no-such-host.invalid/v.mp4", tmp_path / "x", max_bytes=1000, public_only=True)
+
+
+def test_public_only_reads_the_host_as_requests_connects_to_it(server, tmp_path):
+    """urlsplit reads this host as example.com; requests connects to 127.0.0.1."""
+    server.files["/v.mp4"] = Canned(body=PAYLOAD)
+    sneaky = server.url + "\\@example.com/v.mp4"
+    with pytest.raises(DownloadForbidden):
+        download(sneaky, tmp_path / "x", max_bytes=10**6, public_only=True)
+
+
+@pytest.mark.parametrize(
+    "address, public",
+    [
+        ("93.184.216.34", True), ("2606:2800:220:1::1", True),
+        ("127.0.0.1", False), ("10.1.2.3", False), ("169.254.169.254", False), ("0.0.0.0", False), ("224.0.0.1", False),
+        ("::1", False), ("fe80::1", False), ("::ffff:127.0.0.1", False),
+        ("64:ff9b::7f00:1", False),  # NAT64 of 127.0.0.1
+        ("2002:7f00:1::", False),  # 6to4 of 127.0.0.1
+    ],
+)
+def test_what_counts_as_public(address, public):
+    import ipaddress
+
+    assert downloads._is_public(ipaddress.ip_address(address)) is public
