@@ -7,9 +7,11 @@ on HTTP 286, and media served with Range requests to a signed-in user.
 """
 
 import time
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from modify.models import ModifyTask
@@ -216,6 +218,11 @@ def test_an_ended_session_signs_in_back_to_the_studio_and_a_refused_request_is_e
     page.get_by_label("Prompt").fill("a snowy winter night")
     page.get_by_role("button", name="Create video").click()
     expect(page).to_have_url(f"{e2e.url}/accounts/login/?next=/")
+    # A task waiting for its retry: its card keeps polling, successfully, every 3 s.
+    waiting = ModifyTask.objects.create(
+        owner=member, prompt="waiting", source_kind="url", source_url="https://example.com/a.mp4",
+        next_submit_at=timezone.now() + timedelta(hours=1),
+    )
     page.get_by_label("Username").fill(member.username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
@@ -230,4 +237,9 @@ def test_an_ended_session_signs_in_back_to_the_studio_and_a_refused_request_is_e
     expect(page.locator("#request-error")).to_contain_text("Reload the page")
     expect(page.locator("progress.upload-progress")).to_be_hidden()
     expect(page).to_have_url(f"{e2e.url}/")
-    assert not ModifyTask.objects.exists()
+    with page.expect_response(lambda r: r.url.endswith(f"/tasks/{waiting.pk}/status/")) as polled:
+        pass
+    assert polled.value.status == 200
+    page.wait_for_timeout(300)  # htmx has handled that answer
+    assert page.locator("#request-error").is_visible(), "the card's successful poll hid the form's error"
+    assert list(ModifyTask.objects.all()) == [waiting]
