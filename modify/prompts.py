@@ -5,15 +5,18 @@ import unicodedata
 
 MAX_PROMPT_LENGTH = 2000
 # Everyday words of the languages most often typed in Latin script instead of English,
-# none of them an English word too ("die", "con", "a", "and" are left out on purpose).
+# none of them an English word too ("die", "a", "and" are left out on purpose).
 _FOREIGN_WORDS = frozenset(
-    "le la les des du une est avec sur dans pour très et en "  # French
+    "le la les des du une est avec sur dans pour très et en que de "  # French
     "el los las una del con por para muy sobre y "  # Spanish
-    "der das und mit ein eine ist auf im nicht sehr "  # German
+    "der das und mit ein eine ist auf im nicht sehr zu "  # German
     "il lo gli della nel sono molto "  # Italian
     "os um uma em com não muito".split()  # Portuguese
 )
 _ENGLISH_WORDS = frozenset("the a an and of in on with to into make it is as at by from like look turn".split())
+# A prompt reads as another language when it has this many of its everyday words,
+# and at least twice as many as English ones: "Las Vegas, Los Angeles" is still English.
+_FOREIGN_MIN, _FOREIGN_RATIO = 3, 2
 
 
 def prompt_problem(prompt):
@@ -37,8 +40,9 @@ def prompt_problem(prompt):
 
 
 def _reads_as_another_language(prompt):
-    """Latin script but not English: several everyday words of another language and not one
-    of English ("la vidéo en hiver avec neige"); a borrowed phrase in an English sentence passes."""
+    """Latin script but not English ("la vidéo en hiver avec neige"), while place names and
+    borrowed phrases in an English sentence pass ("Del Mar beach, El Capitan sunrise")."""
     words = re.findall(r"[^\W\d_]+", prompt.lower())
     foreign = sum(word in _FOREIGN_WORDS for word in words)
-    return foreign >= 2 and not any(word in _ENGLISH_WORDS for word in words)
+    english = sum(word in _ENGLISH_WORDS for word in words)
+    return foreign >= _FOREIGN_MIN and foreign >= _FOREIGN_RATIO * english

@@ -211,6 +211,8 @@ def test_an_empty_prompt_is_refused(signed_in, prompt):
         "la vidéo en hiver avec neige sur les toits, très belle",
         "haz que parezca una noche de invierno con nieve",
         "mach es zu einer Winternacht mit Schnee und Nebel",
+        "Haz que el video parezca una noche de invierno, a medianoche",
+        "Mache das Video in eine Winternacht mit Schnee",
     ],
 )
 def test_a_prompt_not_in_english_is_refused(signed_in, prompt):
@@ -222,7 +224,16 @@ def test_a_prompt_not_in_english_is_refused(signed_in, prompt):
 
 @pytest.mark.parametrize(
     "prompt",
-    ["a winter night in a Paris café", "make it look like la dolce vita", "neon city", "film noir, rain, el camino at dusk"],
+    [
+        "a winter night in a Paris café",
+        "make it look like la dolce vita",
+        "neon city",
+        "film noir, rain, el camino at dusk",
+        "Las Vegas strip, Los Angeles skyline, neon",
+        "Del Mar beach, El Capitan sunrise",
+        "film noir, très chic, la belle époque",
+        "a drive from Los Angeles to Las Vegas and El Paso at night",
+    ],
 )
 def test_english_with_borrowed_words_is_accepted(prompt):
     from modify.prompts import prompt_problem
