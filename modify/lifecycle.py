@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from modify import archive, backend, provider
-from modify.downloads import DownloadError, download
+from modify.downloads import DownloadError, DownloadUnreachable, download
 from modify.media import MediaError, temp_path, validate_video
 from modify.logfilters import redact
 from modify.models import ModifyTask
@@ -142,13 +142,16 @@ def submit(task_id):
     if task is None or not task.claim_for_submission():
         return task
     try:
-        _keep_url_source(task)
         api_key, secret = backend.key_for(task.owner)
         client = backend.client(secret)
+        _keep_url_source(task)
         video_url = _public_video_url(task, client)
         ModifyTask.objects.filter(pk=task.pk).update(api_key=api_key, provider_video_url=video_url)
     except (DownloadError, MediaError) as error:
-        task.fail(f"The video URL cannot be used: {error}")
+        # A source host that failed for now (no answer, a 5xx) is asked again, as the provider
+        # is; one that refused, or a file that is no usable video, fails the task.
+        transient = isinstance(error, DownloadUnreachable) and (error.status is None or error.status >= 500)
+        _retry_or_fail(task, transient, str(error), f"The video URL cannot be used: {error}")
         return task
     except backend.ConfigurationError as error:
         task.fail(str(error))
@@ -225,12 +228,20 @@ def _record_provider_task(task, provider_task_id):
 def _submission_failed(task, error, may_have_created):
     if may_have_created:
         _generate_in_doubt(task)
-    elif error.retryable and task.submit_attempts < settings.LUMA_SUBMIT_MAX_ATTEMPTS:
-        delay = min(getattr(error, "retry_after", None) or backoff_seconds(task.submit_attempts, base=10), MAX_RETRY_AFTER)
-        log.info("task %s: retryable provider error on submit (%s), again in %.0fs", task.pk, type(error).__name__, delay)
-        task.retry_submission(delay, reason=f"Waiting to retry: {error.summary}.")
     else:
-        task.fail(explain(error), code=error.code)
+        _retry_or_fail(task, error.retryable, f"{error.summary}.", explain(error), error.code,
+                       getattr(error, "retry_after", None))
+
+
+def _retry_or_fail(task, retryable, why, failure, code=None, retry_after=None):
+    """Back to the queue, due after a backoff (or the provider's Retry-After), while a
+    retryable error has attempts left; else failed with ``failure``."""
+    if retryable and task.submit_attempts < settings.LUMA_SUBMIT_MAX_ATTEMPTS:
+        delay = min(retry_after or backoff_seconds(task.submit_attempts, base=10), MAX_RETRY_AFTER)
+        log.info("task %s: retryable error on submit, again in %.0fs: %s", task.pk, delay, why)
+        task.retry_submission(delay, reason=f"Waiting to retry: {why}")
+    else:
+        task.fail(failure, code=code)
 
 
 def _generate_in_doubt(task):

@@ -112,11 +112,22 @@ def test_for_the_real_provider_a_private_url_is_refused_unfetched(app, owner, cl
     assert not task.source_file and not SandboxTask.objects.exists()
 
 
-def test_an_unreachable_video_url_fails_saying_so(app, owner):
+def test_an_unreachable_video_url_is_retried_then_fails_saying_so(app, owner, settings):
+    settings.LUMA_SUBMIT_MAX_ATTEMPTS = 2
     task = lifecycle.submit(url_task_for(owner, "http://127.0.0.1:9/x.mp4?sig=SECRET").pk)
+    assert task.state == ModifyTask.State.QUEUED and task.next_submit_at > timezone.now()
+    assert task.error_message.startswith("Waiting to retry: Could not download http://127.0.0.1:9/x.mp4: the connection failed")
+    ModifyTask.objects.filter(pk=task.pk).update(next_submit_at=timezone.now())
+    task = lifecycle.submit(task.pk)
     assert task.state == ModifyTask.State.FAILED
     assert "Could not download http://127.0.0.1:9/x.mp4: the connection failed" in task.error_message
     assert "SECRET" not in task.error_message
+
+
+def test_a_url_the_host_refuses_fails_at_once(app, owner):
+    task = lifecycle.submit(url_task_for(owner, f"{app.url}/sandbox/files/uploads/nothing/here.mp4").pk)
+    assert task.state == ModifyTask.State.FAILED
+    assert "the server answered HTTP 404" in task.error_message
 
 
 def test_a_rate_limit_puts_the_task_back_with_a_delay_then_it_goes_through(app, upload_task, inject_faults):
@@ -201,3 +212,17 @@ def test_an_upload_that_got_no_answer_is_simply_retried(app, upload_task, settin
     settings.LUMA_HTTP_TIMEOUT = 1
     task = lifecycle.submit(upload_task().pk)
     assert task.state == ModifyTask.State.QUEUED and "Waiting to retry" in task.error_message
+
+
+def test_a_retried_url_submission_keeps_the_source_it_fetched(url_task, inject_faults, monkeypatch):
+    fetches = []
+    real = lifecycle.download
+    monkeypatch.setattr(lifecycle, "download", lambda url, *args, **kwargs: fetches.append(url) or real(url, *args, **kwargs))
+    inject_faults("rate_limit:1")
+    task = lifecycle.submit(url_task.pk)
+    assert task.state == ModifyTask.State.QUEUED and task.source_file
+    kept = task.source_file.name
+    ModifyTask.objects.filter(pk=task.pk).update(next_submit_at=timezone.now())
+    task = lifecycle.submit(task.pk)
+    assert task.state == ModifyTask.State.GENERATING
+    assert task.source_file.name == kept and fetches == [url_task.source_url]
