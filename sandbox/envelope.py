@@ -49,8 +49,12 @@ def bearer_key(request):
 def json_body(request):
     try:
         body = json.loads(request.body or b"{}")
-        # JSON may spell lone surrogates ("\ud800"): text no database, file or URL can hold.
-        json.dumps(body, ensure_ascii=False).encode()
+        # JSON can spell text no database, file or URL can hold: lone surrogates
+        # ("\ud800", which do not encode) and NULs (which PostgreSQL refuses).
+        for text in _texts(body):
+            text.encode()
+            if "\x00" in text:
+                raise ApiError(422, "The request body holds a NUL character.")
     except RecursionError:
         raise ApiError(422, "The request body is nested too deeply.") from None
     except UnicodeEncodeError:
@@ -60,6 +64,19 @@ def json_body(request):
     if not isinstance(body, dict):
         raise ApiError(422, "The request body must be a JSON object.")
     return body
+
+
+def _texts(value):
+    """Every string in a parsed JSON value, keys included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
 
 
 def string_field(body, field, max_length, required=False):

@@ -76,7 +76,7 @@ def generate(request, api_key):
     account = Account.for_key(api_key)
     if account.credits < settings.SANDBOX_TASK_COST:
         raise ApiError(402, "Insufficient credits: top up your account to create tasks.")
-    with fetched_video(video_url) as (path, container), transaction.atomic():
+    with fetched_video(video_url) as (path, container):
         task = Task(
             account=account,
             prompt=prompt,  # as sent: paramJson gives the original request back
@@ -86,11 +86,13 @@ def generate(request, api_key):
             base_url=sandbox_base(request),
             faults=faults.task_faults(),
         )
-        if not account.spend(settings.SANDBOX_TASK_COST):
-            raise ApiError(402, "Insufficient credits: top up your account to create tasks.")
-        with open(path, "rb") as fh:
+        with open(path, "rb") as fh:  # copied before the transaction: no write lock held meanwhile
             task.source.save(f"source.{container}", File(fh), save=False)
-        task.save()  # the credits are taken only with the task
+        with transaction.atomic():  # the credits are taken only with the task
+            if not account.spend(settings.SANDBOX_TASK_COST):
+                task.source.delete(save=False)
+                raise ApiError(402, "Insufficient credits: top up your account to create tasks.")
+            task.save()
     if "callback_early" in faults.parse(task.faults):
         jobs.generate(task.task_id)
     else:

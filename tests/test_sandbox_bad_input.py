@@ -48,6 +48,20 @@ def test_lone_surrogates_elsewhere_are_refused(api, endpoint, raw):
     assert answer["code"] == 422 and "not valid Unicode" in answer["msg"], answer
 
 
+@pytest.mark.parametrize(
+    "endpoint, body",
+    [
+        ("v1/modify/generate", {"prompt": "night\u0000", "videoUrl": "http://x/a.mp4"}),
+        ("v1/modify/generate", {"prompt": "night", "videoUrl": "http://x/a.mp4", "watermark": "\u0000"}),
+        ("file-base64-upload", {"base64Data": "aGk=", "uploadPath": "v\u0000"}),
+    ],
+)
+def test_a_nul_character_is_refused(api, endpoint, body):
+    """PostgreSQL cannot store NUL in text: it must be a 422 before any query, not a 500 there."""
+    answer = requests.post(f"{api}/api/{endpoint}", headers=AUTH, json=body).json()
+    assert answer["code"] == 422 and "NUL character" in answer["msg"], answer
+
+
 @pytest.mark.parametrize("endpoint", ["v1/modify/generate", "v1/common/download-url", "file-url-upload"])
 def test_deeply_nested_json_is_refused(api, endpoint):
     answer = post_raw(api, endpoint, "[" * 100_000 + "]" * 100_000)
