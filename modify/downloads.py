@@ -39,7 +39,10 @@ def safe_url(url: str) -> str:
 
 
 class DownloadError(Exception):
-    """A download failed; ``str()`` is a sentence fit to show a user."""
+    """A download failed; ``str()`` is a sentence fit to show a user. ``retryable``: the
+    same request may well work later."""
+
+    retryable = False
 
     def __init__(self, message: str, url: str):
         self.url = safe_url(url)
@@ -64,6 +67,7 @@ class DownloadUnreachable(DownloadError):
 
     def __init__(self, url: str, reason: str, status: int | None = None):
         self.status = status
+        self.retryable = status is None or status >= 500  # no answer, or a server error: not a refusal
         super().__init__(f"Could not download {safe_url(url)}: {reason}.", url)
 
 

@@ -74,14 +74,20 @@ class SubmitForm(forms.Form):
         self.video_duration = info.duration
         return upload
 
+    def _check_remix_source(self):
+        """With neither a file nor a URL, the remixed result is the source: it must still be there."""
+        if self.remix_of is None:
+            raise forms.ValidationError("Choose a video file or give a video URL.")
+        result = self.remix_of.result_file
+        if not result.storage.exists(result.name):
+            raise forms.ValidationError("The result to remix is no longer in the archive: choose a video file or give a URL.")
+
     def clean(self):
         cleaned = super().clean()
         has_file, has_url = bool(cleaned.get("video")), bool(cleaned.get("video_url"))
         if not self.errors.get("video") and not self.errors.get("video_url"):
             if has_file and has_url:
                 raise forms.ValidationError("Give either a video file or a URL, not both.")
-            if not has_file and not has_url and self.remix_of is None:
-                raise forms.ValidationError("Choose a video file or give a video URL.")
-            if not has_file and not has_url and not self.remix_of.result_file.storage.exists(self.remix_of.result_file.name):
-                raise forms.ValidationError("The result to remix is no longer in the archive: choose a video file or give a URL.")
+            if not has_file and not has_url:
+                self._check_remix_source()
         return cleaned

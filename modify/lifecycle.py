@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from modify import archive, backend, provider
-from modify.downloads import DownloadError, DownloadUnreachable, download
+from modify.downloads import DownloadError, download
 from modify.media import MediaError, temp_path, validate_video
 from modify.logfilters import redact
 from modify.models import ModifyTask
@@ -148,10 +148,9 @@ def submit(task_id):
         video_url = _public_video_url(task, client)
         ModifyTask.objects.filter(pk=task.pk).update(api_key=api_key, provider_video_url=video_url)
     except (DownloadError, MediaError) as error:
-        # A source host that failed for now (no answer, a 5xx) is asked again, as the provider
-        # is; one that refused, or a file that is no usable video, fails the task.
-        transient = isinstance(error, DownloadUnreachable) and (error.status is None or error.status >= 500)
-        _retry_or_fail(task, transient, str(error), f"The video URL cannot be used: {error}")
+        # A source host that failed for now is asked again, as the provider is; one that
+        # refused, or a file that is no usable video, fails the task.
+        _retry_or_fail(task, getattr(error, "retryable", False), str(error), f"The video URL cannot be used: {error}")
         return task
     except backend.ConfigurationError as error:
         task.fail(str(error))

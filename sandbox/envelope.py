@@ -79,9 +79,9 @@ def _texts(value):
             yield from _texts(item)
 
 
-def string_field(body, field, max_length, required=False):
+def string_field(body, field, max_length=None, required=False):
     """``body[field]`` as a string ("" when absent or null); 422 for any other type, an
-    empty required value, or one longer than ``max_length``."""
+    empty required value, or one longer than ``max_length`` (when given)."""
     value = body.get(field)
     if value is None:
         value = ""
@@ -89,7 +89,7 @@ def string_field(body, field, max_length, required=False):
         raise ApiError(422, f"{field} must be a string, not {type(value).__name__}.")
     if required and not value.strip():
         raise ApiError(422, f"{field} is required.")
-    if len(value) > max_length:
+    if max_length is not None and len(value) > max_length:
         raise ApiError(422, f"{field} is longer than {max_length} characters.")
     return value
 

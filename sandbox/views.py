@@ -26,7 +26,7 @@ from django.utils.text import get_valid_filename
 from django_q.tasks import async_task
 
 from modify.downloads import DownloadError, DownloadTooLarge, download
-from modify.prompts import MAX_PROMPT_LENGTH, prompt_problem
+from modify.prompts import prompt_problem
 from sandbox import faults, jobs
 from sandbox.envelope import ApiError, api_view, envelope, json_body, require_sandbox_enabled, string_field
 from sandbox.intake import fetched_video
@@ -67,7 +67,7 @@ def _split(url, field):
 @api_view(["POST"])
 def generate(request, api_key):
     body = json_body(request)
-    prompt = string_field(body, "prompt", MAX_PROMPT_LENGTH * 2, required=True)
+    prompt = string_field(body, "prompt", required=True)  # prompt_problem judges its length
     if problem := prompt_problem(prompt):
         raise ApiError(422, f"Invalid prompt: {problem}")
     callback_url = _url_field(body, "callBackUrl")
