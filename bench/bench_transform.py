@@ -20,7 +20,7 @@ import av
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from modify.clips import make_clip  # noqa: E402
+from tests.clips import make_clip  # noqa: E402
 from sandbox.effects import X264_OPTIONS, transform_video  # noqa: E402
 
 

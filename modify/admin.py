@@ -10,8 +10,9 @@ from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 from django.db.models import Count, Q
 
-from modify import backend, provider
-from modify.models import ApiKey, ModifyTask
+from modify import backend, failures, provider
+from modify.models import ApiKey, ModifyTask, TaskEvent
+from modify.states import Actor
 
 
 class TaskCountsMixin:
@@ -105,6 +106,22 @@ class ApiKeyAdmin(TaskCountsMixin, admin.ModelAdmin):
                 self.message_user(request, f"{api_key}: {credits} credits left.", messages.SUCCESS)
 
 
+class TaskEventInline(admin.TabularInline):
+    """The task's history, read-only: what happened, who did it, when."""
+
+    model = TaskEvent
+    fields = ["created_at", "kind", "from_state", "to_state", "actor", "actor_user", "detail"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(ModifyTask)
 class ModifyTaskAdmin(admin.ModelAdmin):
     list_display = ["prompt_short", "owner", "state", "is_sandbox", "api_key", "created_at", "finished_at", "shared"]
@@ -116,6 +133,7 @@ class ModifyTaskAdmin(admin.ModelAdmin):
     readonly_fields = [
         f.name for f in ModifyTask._meta.fields if f.name not in ("shared", "callback_token")
     ]
+    inlines = [TaskEventInline]
     actions = ["mark_failed"]
 
     @admin.display(description="Prompt", ordering="prompt")
@@ -125,9 +143,15 @@ class ModifyTaskAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def save_model(self, request, obj, form, change):
+        """Staff change only ``shared`` here, and it is logged as their action."""
+        if "shared" in form.changed_data:
+            obj.set_shared(form.cleaned_data["shared"], by=request.user, actor=Actor.STAFF)
+
     @admin.action(description="Stop the selected tasks (mark them failed)")
     def mark_failed(self, request, queryset):
-        stopped = sum(task.fail(f"Stopped by staff ({request.user.get_username()}).") for task in queryset.active())
+        message = failures.sentence("stopped_by_staff", username=request.user.get_username())
+        stopped = sum(task.fail(message, actor=Actor.STAFF, by=request.user) for task in queryset.active())
         self.message_user(request, f"Stopped {stopped} task(s).")
 
 

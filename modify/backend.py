@@ -6,6 +6,7 @@ over real HTTP at ``PUBLIC_BASE_URL + /sandbox`` exactly like the real host.
 
 from django.conf import settings
 
+from modify.failures import sentence
 from modify.models import ApiKey
 from modify.provider import LumaClient
 
@@ -20,7 +21,7 @@ def uses_sandbox():
 
 def public_base_url():
     if not settings.PUBLIC_BASE_URL:
-        raise ConfigurationError("The app is misconfigured: PUBLIC_BASE_URL is not set, so the sandbox cannot be reached.")
+        raise ConfigurationError(sentence("no_public_url"))
     return settings.PUBLIC_BASE_URL
 
 
@@ -46,15 +47,12 @@ def _secret_of(api_key):
         try:
             return api_key, api_key.secret
         except ValueError:
-            raise ConfigurationError(
-                f"The API key “{api_key.label}” cannot be decrypted (was FIELD_ENCRYPTION_KEY or SECRET_KEY changed?). "
-                "Ask staff to enter it again in the admin."
-            ) from None
+            raise ConfigurationError(sentence("key_unreadable", label=api_key.label)) from None
     if settings.LUMA_API_KEY:
         return None, settings.LUMA_API_KEY
     if uses_sandbox() and settings.SANDBOX_API_KEYS:
         return None, settings.SANDBOX_API_KEYS[0]
-    raise ConfigurationError("No provider API key is configured: ask staff to set LUMA_API_KEY or add one in the admin.")
+    raise ConfigurationError(sentence("no_key"))
 
 
 def client(secret):
@@ -66,8 +64,6 @@ def client_for(task):
     environment's or the sandbox's), so polls always ask the account that owns the task."""
     if task.is_sandbox != uses_sandbox():
         started_with = "the built-in sandbox" if task.is_sandbox else "kie.ai"
-        raise ConfigurationError(
-            f"This task was started with {started_with}, which the app no longer talks to; please submit it again."
-        )
+        raise ConfigurationError(sentence("provider_changed", provider=started_with))
     _, secret = _secret_of(task.api_key if task.api_key_id else None)
     return client(secret)

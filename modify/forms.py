@@ -1,11 +1,11 @@
-"""The studio's submission form: everything is checked here, before any credit is spent."""
+"""The studio's new-task form: everything is checked here, before any credit is spent."""
 
 import contextlib
 
 from django import forms
 from django.conf import settings
 
-from modify.media import MediaError, check_size, temp_path, validate_video
+from modify.video_probe import MediaError, check_size, temp_path, validate_video
 from modify.prompts import prompt_problem
 
 
@@ -22,7 +22,7 @@ def _path_of(upload):
         yield path
 
 
-class SubmitForm(forms.Form):
+class TaskForm(forms.Form):
     video = forms.FileField(
         required=False,
         label="Video file",

@@ -1,15 +1,18 @@
-"""The django-q2 schedule that polls the provider, created idempotently.
+"""The django-q2 schedule that sweeps the lifecycle every minute, created idempotently.
 
-Called by migration 0002 (with the historical model) and by ``bootstrap``
-at every ``make run``, so a schedule deleted by hand comes back.
+Called by migrations (with the historical model) and by ``bootstrap`` at
+every ``make run``, so a schedule deleted by hand comes back.
 """
 
-POLL_SCHEDULE_NAME = "lumaweb: poll provider tasks"
+SWEEP_SCHEDULE_NAME = "lumaweb: lifecycle sweep"
+SWEEP_FUNC = "modify.jobs.sweep"
+# Its name and job before the sweep had one of its own (migration 0004 renames it).
+OLD_SCHEDULE_NAME = "lumaweb: poll provider tasks"
 
 
-def ensure_poll_schedule(schedule_model):
+def ensure_sweep_schedule(schedule_model):
     schedule, _ = schedule_model.objects.update_or_create(
-        name=POLL_SCHEDULE_NAME,
-        defaults={"func": "modify.jobs.poll_due_tasks", "schedule_type": "I", "minutes": 1, "repeats": -1},
+        name=SWEEP_SCHEDULE_NAME,
+        defaults={"func": SWEEP_FUNC, "schedule_type": "I", "minutes": 1, "repeats": -1},
     )
     return schedule

@@ -1,16 +1,16 @@
 from django.urls import path
 
-from modify import callback, views
+from modify import views
 
 urlpatterns = [
     path("", views.studio, name="studio"),
-    path("tasks/", views.submit, name="submit"),
+    path("tasks/", views.create_task, name="task-create"),
     path("tasks/<uuid:pk>/", views.task_detail, name="task-detail"),
     path("tasks/<uuid:pk>/status/", views.task_status, name="task-status"),
     path("tasks/<uuid:pk>/share/", views.task_share, name="task-share"),
     path("tasks/<uuid:pk>/retry/", views.task_retry, name="task-retry"),
     path("gallery/", views.gallery, name="gallery"),
     path("media/<path:path>", views.media, name="media"),
-    path("callbacks/<str:token>/", callback.callback, name="callback"),
+    path("callbacks/<str:token>/", views.callback, name="callback"),
     path("healthz", views.healthz, name="healthz"),
 ]

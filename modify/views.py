@@ -1,33 +1,31 @@
-"""The studio, task pages and gallery: thin views over ``lifecycle`` and the models.
+"""The studio, task pages, gallery and the provider's callback: thin views over the domain.
 
 Pages define their swappable fragments inline (``{% partialdef %}``) and a
 view renders ``page.html#fragment`` for htmx requests; every link keeps a
 real ``href`` so the pages also work without JavaScript.
 """
 
+import logging
 import uuid
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Q
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST, require_safe
 
-from modify import lifecycle
-from modify.forms import SubmitForm
-from modify.media_response import serve_media
+from modify import callbacks, intake
+from modify.byte_ranges import serve_media
+from modify.forms import TaskForm
 from modify.models import ModifyTask
+
+log = logging.getLogger(__name__)
 
 # htmx stops polling when a response has this status.
 HTMX_STOP_POLLING = 286
 STUDIO_TASKS = 30
 GALLERY_PAGE_SIZE = 24
-
-
-def _visible_tasks(user):
-    """Mine, whatever their state, and the team's shared results."""
-    return ModifyTask.objects.filter(Q(owner=user) | Q(shared=True, state=ModifyTask.State.SUCCEEDED))
 
 
 def _remix_source(request, remix_id):
@@ -36,7 +34,7 @@ def _remix_source(request, remix_id):
         remix_id = uuid.UUID(str(remix_id))
     except ValueError:
         return None
-    return _visible_tasks(request.user).filter(pk=remix_id, state=ModifyTask.State.SUCCEEDED).first()
+    return ModifyTask.objects.visible_to(request.user).succeeded().filter(pk=remix_id).first()
 
 
 def _studio_context(request, form):
@@ -48,7 +46,7 @@ def _studio_context(request, form):
 @require_GET
 def studio(request):
     remix_of = _remix_source(request, request.GET.get("remix"))
-    form = SubmitForm(remix_of=remix_of, initial={"prompt": remix_of.prompt if remix_of else ""})
+    form = TaskForm(remix_of=remix_of, initial={"prompt": remix_of.prompt if remix_of else ""})
     context = _studio_context(request, form)
     context["remix_unavailable"] = bool(request.GET.get("remix")) and remix_of is None
     return render(request, "modify/studio.html", context)
@@ -56,14 +54,14 @@ def studio(request):
 
 @login_required
 @require_POST
-def submit(request):
+def create_task(request):
     remix_of = _remix_source(request, request.POST.get("remix_of"))
-    form = SubmitForm(request.POST, request.FILES, remix_of=remix_of)
+    form = TaskForm(request.POST, request.FILES, remix_of=remix_of)
     if not form.is_valid():
-        template = "modify/studio.html#submit-form" if request.htmx else "modify/studio.html"
+        template = "modify/studio.html#task-form" if request.htmx else "modify/studio.html"
         return render(request, template, _studio_context(request, form), status=200 if request.htmx else 422)
     data = form.cleaned_data
-    task = lifecycle.accept(
+    task = intake.accept(
         request.user,
         data["prompt"],
         upload=data.get("video"),
@@ -74,7 +72,7 @@ def submit(request):
     )
     if not request.htmx:
         return redirect("studio")
-    return render(request, "modify/studio.html#submitted", {"form": SubmitForm(), "task": task})
+    return render(request, "modify/studio.html#created", {"form": TaskForm(), "task": task})
 
 
 @login_required
@@ -91,7 +89,7 @@ def task_status(request, pk):
 @login_required
 @require_GET
 def task_detail(request, pk):
-    task = get_object_or_404(_visible_tasks(request.user).select_related("owner", "remix_of"), pk=pk)
+    task = get_object_or_404(ModifyTask.objects.visible_to(request.user).select_related("owner", "remix_of"), pk=pk)
     return render(request, "modify/task_detail.html", {"task": task})
 
 
@@ -99,7 +97,7 @@ def task_detail(request, pk):
 @require_POST
 def task_share(request, pk):
     task = get_object_or_404(ModifyTask, pk=pk, owner=request.user)
-    ModifyTask.objects.filter(pk=task.pk).update(shared=request.POST.get("shared") == "1")
+    task.set_shared(request.POST.get("shared") == "1", by=request.user)
     return redirect("task-detail", pk=task.pk)
 
 
@@ -107,8 +105,8 @@ def task_share(request, pk):
 @require_POST
 def task_retry(request, pk):
     """Submit a failed task of mine again, as a new task."""
-    task = get_object_or_404(ModifyTask, pk=pk, owner=request.user, state=ModifyTask.State.FAILED)
-    lifecycle.resubmit(task)
+    task = get_object_or_404(ModifyTask.objects.failed(), pk=pk, owner=request.user)
+    intake.retry(task, by=request.user)
     return redirect("studio")
 
 
@@ -124,7 +122,7 @@ def gallery(request):
 @require_safe
 def media(request, path):
     """Archived media, only to signed-in members who may see the task it belongs to."""
-    task = _visible_tasks(request.user).filter(pk=_task_id_in(path)).first()
+    task = ModifyTask.objects.visible_to(request.user).filter(pk=_task_id_in(path)).first()
     if task is None or path not in (task.source_file.name, task.result_file.name, task.poster.name):
         raise Http404("No such file.")
     return serve_media(request, path)
@@ -139,6 +137,22 @@ def _task_id_in(path):
         return uuid.UUID(parts[3])
     except ValueError:
         raise Http404("No such file.") from None
+
+
+@csrf_exempt
+@require_POST
+def callback(request, token):
+    """The provider's callback: the task is found by the secret in the URL; the lifecycle does the rest.
+    Answers in milliseconds (it only writes rows and enqueues)."""
+    task = ModifyTask.objects.filter(callback_token=token).first()
+    if task is None:
+        log.warning("callback rejected: unknown token")
+        return JsonResponse({"ok": False, "error": "unknown callback URL"}, status=404)
+    outcome = callbacks.receive(task, request.body, request.headers)
+    if not outcome.accepted:
+        log.warning("callback for task %s rejected: %s", task.pk, outcome.reason)
+        return JsonResponse({"ok": False, "error": outcome.reason}, status=outcome.status)
+    return JsonResponse({"ok": True})
 
 
 def healthz(request):

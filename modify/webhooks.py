@@ -26,7 +26,7 @@ def signature_problem(key, task_id, timestamp, given_signature, max_age_seconds,
         return "missing signature headers"
     try:
         age = (now if now is not None else time.time()) - int(timestamp)
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, or one too large for a float
         return "malformed timestamp"
     if abs(age) > max_age_seconds:
         return "stale timestamp"

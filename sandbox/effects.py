@@ -17,7 +17,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from modify.media import MediaError, display_rotation
+from modify.video_probe import MediaError, display_rotation
 
 X264_OPTIONS = {"preset": "veryfast", "crf": "20"}
 

@@ -5,7 +5,7 @@ import contextlib
 from django.conf import settings
 
 from modify.downloads import DownloadError, DownloadTooLarge, download
-from modify.media import MediaError, temp_path, validate_video
+from modify.video_probe import MediaError, temp_path, validate_video
 from sandbox.envelope import ApiError
 
 FETCH_TIMEOUT = 15

@@ -22,7 +22,7 @@ from django.utils import timezone
 from urllib3.exceptions import LocationValueError
 
 from modify import webhooks
-from modify.media import MediaError, temp_path
+from modify.video_probe import MediaError, temp_path
 from sandbox import faults
 from sandbox.effects import transform_video
 from sandbox.models import Task

@@ -11,10 +11,9 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,9 @@ import requests
 from django.conf import settings
 from django.db import connection
 
-from modify.clips import make_clip
+from tests.clips import make_clip
+from tests.factories import make_member, make_staff
+from tests.httpserver import local_server
 
 ROOT = Path(__file__).resolve().parent.parent
 E2E_HMAC_KEY = "e2e-webhook-key"
@@ -87,13 +88,18 @@ def clip(tmp_path):
 
 
 @pytest.fixture
-def member(django_user_model):
-    return django_user_model.objects.create_user("maria")
+def member(db):
+    return make_member("maria")
 
 
 @pytest.fixture
-def other(django_user_model):
-    return django_user_model.objects.create_user("ivan")
+def other(db):
+    return make_member("ivan")
+
+
+@pytest.fixture
+def staff(db):
+    return make_staff("sam")
 
 
 @pytest.fixture
@@ -144,12 +150,9 @@ def callback_receiver():
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    server.received = received
-    server.url = f"http://127.0.0.1:{server.server_port}/hook"
-    yield server
-    server.shutdown()
+    with local_server(Handler, received=received) as server:
+        server.url += "/hook"
+        yield server
 
 
 @pytest.fixture

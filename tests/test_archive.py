@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from modify import archive, backend
-from modify.media import probe
+from modify.video_probe import probe
 from modify.models import ModifyTask
 from tests.conftest import upload_clip
 

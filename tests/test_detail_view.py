@@ -8,7 +8,7 @@ import pytest
 from django.core.files import File
 from django.utils import timezone
 
-from modify.media import write_poster
+from modify.video_probe import write_poster
 from modify.models import ModifyTask
 
 pytestmark = pytest.mark.django_db

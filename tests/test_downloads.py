@@ -8,11 +8,12 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from modify import downloads
+from tests.httpserver import local_server
 from modify.downloads import DownloadError, DownloadForbidden, DownloadTooLarge, DownloadUnreachable, download
 
 PAYLOAD = os.urandom(300_000)
@@ -60,21 +61,10 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-class QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request, client_address):
-        pass  # clients that gave up early are the point of several tests
-
-
 @pytest.fixture
 def server():
-    srv = QuietServer(("127.0.0.1", 0), Handler)
-    srv.files, srv.stop = {}, threading.Event()
-    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
-    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-    yield srv
-    srv.stop.set()
-    srv.shutdown()
-    srv.server_close()
+    with local_server(Handler, files={}) as srv:
+        yield srv
 
 
 @pytest.mark.parametrize("chunked", [False, True])

@@ -7,7 +7,7 @@ import pytest
 from django.core.files import File
 from django.utils import timezone
 
-from modify.media import write_poster
+from modify.video_probe import write_poster
 from modify.models import ModifyTask
 
 pytestmark = pytest.mark.django_db
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(scope="module")
 def poster_jpeg(tmp_path_factory):
-    from modify.clips import make_clip
+    from tests.clips import make_clip
 
     folder = tmp_path_factory.mktemp("gallery")
     video = make_clip(folder / "clip.mp4", seconds=1)

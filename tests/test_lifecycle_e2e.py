@@ -1,21 +1,21 @@
 """The product's main job over real HTTP: studio → django-q2 → sandbox → callback or poll → archive."""
 
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 
-from modify.jobs import poll_due_tasks
-from modify.media import probe
+from modify.jobs import sweep
 from modify.models import ModifyTask
+from modify.video_probe import probe
 from sandbox.models import Task as SandboxTask
 from tests.conftest import wait_for, wait_for_state
+from tests.factories import backdate, make_member
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 def member(db):
-    return User.objects.create_user("maria", password="pw-maria-123")
+    return make_member("maria", password="pw-maria-123")
 
 
 @pytest.fixture
@@ -70,6 +70,19 @@ def test_reaches_succeeded_through_the_signed_callback(e2e, browser_client, clip
     else:
         assert task.provider_video_url == task.source_url and task.source_file  # kept, so "before" plays
     assert SandboxTask.objects.get(task_id=task.provider_task_id).watermark == "ACME"
+    # Its history, in order: who did what.
+    history = [(e.kind, e.from_state, e.to_state, e.actor) for e in task.events.all()]
+    expected = [("created", "", "queued", "member"), ("claim", "queued", "submitting", "system")]
+    if kind == "url":
+        expected.append(("source_kept", "submitting", "submitting", "system"))
+    expected += [("accepted", "submitting", "generating", "system"),
+                 ("callback_accepted", "generating", "generating", "provider"),
+                 ("poll", "generating", "generating", "provider"),
+                 ("result_found", "generating", "archiving", "system"),
+                 ("archived", "archiving", "succeeded", "system")]
+    assert history == expected
+    assert task.events.get(kind="created").actor_user == task.owner
+    assert "successFlag 1" in task.events.get(kind="poll").detail
 
 
 @pytest.mark.parametrize("kind", ["upload", "url"])
@@ -82,8 +95,8 @@ def test_reaches_succeeded_by_polling_when_callbacks_cannot_arrive(e2e, browser_
     wait_for_state(task, ModifyTask.State.GENERATING)
     sandbox_task = SandboxTask.objects.get(task_id=task.provider_task_id)
     wait_for(lambda: (sandbox_task.refresh_from_db() or sandbox_task.success_flag == 4), what="flag 4")
-    ModifyTask.objects.filter(pk=task.pk).update(next_poll_at=None)
-    poll_due_tasks()
+    backdate(task, next_poll_at=None)
+    sweep()
     wait_for_state(task, ModifyTask.State.SUCCEEDED, timeout=30)
     assert task.callback_received_at is None
     assert task.poll_count >= 1

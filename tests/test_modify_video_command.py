@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
-from modify.media import probe
+from modify.video_probe import probe
 from modify.models import ModifyTask
 
 

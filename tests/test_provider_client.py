@@ -14,12 +14,13 @@ from datetime import datetime, timedelta, timezone
 from email.parser import BytesParser
 from email.policy import HTTP
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from modify import provider
+from tests.httpserver import local_server
 from modify.provider import (
     AuthenticationError, FeatureDisabledError, GenerationFailedError, InsufficientCreditsError,
     LumaClient, MaintenanceError, NotFoundError, ProtocolError, ProviderError, ProviderUnavailable,
@@ -96,22 +97,12 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-class QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request, client_address):
-        pass  # a client that timed out and left is expected here
-
-
 @pytest.fixture
 def upstream():
-    server = QuietServer(("127.0.0.1", 0), Handler)
-    server.upstream = Upstream()
-    server.upstream.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield server.upstream
-    server.upstream.stop.set()
-    server.shutdown()
-    server.server_close()
+    with local_server(Handler, upstream=Upstream()) as server:
+        server.upstream.url = server.url
+        yield server.upstream
+        server.upstream.stop.set()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from modify import webhooks
-from modify.media import probe
+from modify.video_probe import probe
 from modify.provider import LumaClient
 from tests.conftest import E2E_HMAC_KEY, wait_for
 

@@ -6,8 +6,8 @@ import av
 import numpy as np
 import pytest
 
-from modify.clips import make_clip
-from modify.media import MediaError, probe
+from tests.clips import make_clip
+from modify.video_probe import MediaError, probe
 from sandbox.effects import choose_grade, transform_video
 
 FPS = 24

@@ -9,7 +9,7 @@ from django.core.files import File
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from modify.media import write_poster
+from modify.video_probe import write_poster
 from modify.models import ModifyTask
 
 pytestmark = pytest.mark.django_db

@@ -1,14 +1,17 @@
 from django.db import migrations
 
-from modify.schedules import POLL_SCHEDULE_NAME, ensure_poll_schedule
+# As this schedule was first made; 0004 turns it into the lifecycle sweep.
+NAME, FUNC = "lumaweb: poll provider tasks", "modify.jobs.poll_due_tasks"
 
 
 def create_schedule(apps, schema_editor):
-    ensure_poll_schedule(apps.get_model("django_q", "Schedule"))
+    apps.get_model("django_q", "Schedule").objects.update_or_create(
+        name=NAME, defaults={"func": FUNC, "schedule_type": "I", "minutes": 1, "repeats": -1}
+    )
 
 
 def delete_schedule(apps, schema_editor):
-    apps.get_model("django_q", "Schedule").objects.filter(name=POLL_SCHEDULE_NAME).delete()
+    apps.get_model("django_q", "Schedule").objects.filter(name=NAME).delete()
 
 
 class Migration(migrations.Migration):

@@ -1,4 +1,4 @@
-"""Idempotent start-up chores for ``make run``: the poll schedule and the demo admin.
+"""Idempotent start-up chores for ``make run``: the sweep schedule and the demo admin.
 
 The admin user ``admin`` gets ``DEMO_ADMIN_PASSWORD`` at every start when it
 is set; otherwise a password is generated the first time and printed once.
@@ -11,16 +11,16 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django_q.models import Schedule
 
-from modify.schedules import ensure_poll_schedule
+from modify.schedules import ensure_sweep_schedule
 
 ADMIN_USERNAME = "admin"
 
 
 class Command(BaseCommand):
-    help = "Create the django-q2 poll schedule and the demo admin user (idempotent)."
+    help = "Create the django-q2 sweep schedule and the demo admin user (idempotent)."
 
     def handle(self, *args, **options):
-        ensure_poll_schedule(Schedule)
+        ensure_sweep_schedule(Schedule)
         User = get_user_model()
         password = os.environ.get("DEMO_ADMIN_PASSWORD", "")
         admin = User.objects.filter(username=ADMIN_USERNAME).first()

@@ -1,4 +1,4 @@
-"""Submit a video from the command line, through the same checks and lifecycle as the studio.
+"""Turn a video into a new one from the command line, through the same checks and lifecycle as the studio.
 
     python manage.py modify_video --user maria --video clip.mp4 --prompt "winter night" --wait --out results/
 
@@ -15,8 +15,8 @@ from django.contrib.auth import get_user_model
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 
-from modify import lifecycle
-from modify.forms import SubmitForm
+from modify import intake
+from modify.forms import TaskForm
 from modify.models import ModifyTask
 
 
@@ -65,14 +65,14 @@ class Command(BaseCommand):
                 raise CommandError(f"No such file: {video}")
             # A plain File, not one with temporary_file_path(): storage would move that one away.
             files["video"] = File(open(path, "rb"), name=path.name)
-        form = SubmitForm(data, files)
+        form = TaskForm(data, files)
         try:
             if not form.is_valid():
                 problems = [f"{field}: {' '.join(errors)}" if field != "__all__" else " ".join(errors)
                             for field, errors in form.errors.items()]
                 raise CommandError("; ".join(problems))
             cleaned = form.cleaned_data
-            return lifecycle.accept(
+            return intake.accept(
                 user,
                 cleaned["prompt"],
                 upload=cleaned.get("video"),

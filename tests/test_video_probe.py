@@ -1,4 +1,4 @@
-"""modify.media: content sniffing, probing, limits and poster frames, on real files."""
+"""modify.video_probe: content sniffing, probing, limits and poster frames, on real files."""
 
 import os
 import random
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from modify.clips import make_clip
-from modify.media import MediaError, VideoInfo, check_limits, probe, sniff_container, write_poster
+from tests.clips import make_clip
+from modify.video_probe import MediaError, VideoInfo, check_limits, probe, sniff_container, write_poster
 
 MB = 1024 * 1024
 

@@ -1,0 +1,165 @@
+"""Sending a queued task to the provider: the job behind ``jobs.send_to_provider``.
+
+1. claim (queued → submitting) or stop: another worker has it, or its retry is not due;
+2. a URL source is fetched and checked like an upload, before any credit is
+   spent, and kept (a retried sending will not fetch it again);
+3. an upload goes through the provider's file upload API for a public URL,
+   under a name unique to the task (upstream, equal names overwrite);
+4. generate, with a callback URL on this app when it has a public address;
+5. record the provider's task id (→ generating). A callback may have done
+   that already (it can arrive before generate answers): then nothing is left.
+
+An error that may pass (rate limits, maintenance, 5xx, an unreachable host)
+sends the task back to the queue with a backoff; any other fails it with a
+sentence from ``modify.failures``. A generate call that got no answer is
+never resent (it may have been billed): the task waits, ``unconfirmed``, for
+its callback.
+"""
+
+import logging
+import os
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.files import File
+from django.urls import reverse
+from django.utils import timezone
+
+from modify import backend, failures, provider
+from modify.backoff import MAX_RETRY_AFTER, backoff_seconds
+from modify.downloads import DownloadError, download
+from modify.models import ModifyTask
+from modify.video_probe import MediaError, temp_path, validate_video
+
+log = logging.getLogger(__name__)
+# Fetching a URL source: per read, and in all (well within django-q2's job timeout).
+SOURCE_READ_TIMEOUT = 30
+SOURCE_FETCH_SECONDS = 180
+
+
+def callback_url(task):
+    if not settings.PUBLIC_BASE_URL:
+        return None
+    return settings.PUBLIC_BASE_URL + reverse("callback", args=[task.callback_token])
+
+
+def send_to_provider(task_id):
+    task = ModifyTask.objects.filter(pk=task_id).select_related("owner").first()
+    if task is None or not task.claim():
+        return task
+    try:
+        api_key, secret = backend.key_for(task.owner)
+        client = backend.client(secret)
+        _keep_url_source(task)
+        video_url = _public_video_url(task, client)
+    except (DownloadError, MediaError) as error:
+        # A source host that failed for now is asked again, as the provider is; one that
+        # refused, or a file that is no usable video, fails the task.
+        _retry_or_fail(task, getattr(error, "retryable", False), str(error),
+                       failures.sentence("source_unusable", reason=error))
+        return task
+    except backend.ConfigurationError as error:
+        task.fail(str(error))
+        return task
+    except provider.ProviderError as error:
+        _retry_or_fail(task, error.retryable, f"{error.summary}.", failures.for_provider_error(error), error.code,
+                       getattr(error, "retry_after", None))
+        return task
+    except Exception:
+        task.fail(failures.sentence("send_crashed"))
+        raise
+    _generate(task, client, api_key, video_url)
+    return task
+
+
+def _generate(task, client, api_key, video_url):
+    try:
+        provider_task_id = client.generate(
+            task.prompt, video_url, callback_url=callback_url(task), watermark=task.watermark or None
+        )
+    except provider.ProviderError as error:
+        if _may_have_created(error):
+            _await_callback(task, api_key, video_url)
+        else:
+            _retry_or_fail(task, error.retryable, f"{error.summary}.", failures.for_provider_error(error), error.code,
+                           getattr(error, "retry_after", None))
+        return
+    except Exception:
+        task.fail(failures.sentence("send_crashed"))
+        raise
+    _record_provider_task(task, provider_task_id, api_key, video_url)
+    if api_key is not None:
+        api_key.mark_used()
+
+
+def _keep_url_source(task):
+    """Copy a URL source home, checked as the form checks an upload (container by content,
+    duration, size): a video the provider would refuse fails here, for free, and the
+    detail page plays "before" long after the URL has gone. The provider still fetches
+    the URL itself."""
+    if task.source_kind != ModifyTask.Source.URL or task.source_file:
+        return
+    with temp_path(".video") as path:
+        # kie.ai fetches from the internet: a private address could not work, and must not be probed.
+        download(task.source_url, path, max_bytes=settings.LUMA_MAX_VIDEO_BYTES, timeout=SOURCE_READ_TIMEOUT,
+                 max_seconds=SOURCE_FETCH_SECONDS, public_only=not task.is_sandbox)
+        info = validate_video(path, settings.LUMA_MAX_VIDEO_SECONDS, settings.LUMA_MAX_VIDEO_BYTES)
+        with open(path, "rb") as fh:
+            task.source_file.save(f"source.{info.container}", File(fh), save=False)
+    stored = task.source_file.name
+    if not task.keep_source(stored, info.duration):
+        task.source_file.storage.delete(stored)  # staff stopped it meanwhile
+
+
+def _public_video_url(task, client):
+    if task.source_kind != ModifyTask.Source.UPLOAD:
+        return task.source_url
+    with task.source_file.open("rb") as fh:
+        extension = os.path.splitext(task.source_file.name)[1] or ".mp4"
+        return client.upload_file(fh, "lumaweb/sources", f"{task.pk}{extension}").download_url
+
+
+def _may_have_created(error):
+    """Whether a failed generate may still have created (and billed) the task upstream: no
+    answer to a sent request, a gateway's error page in front of the provider, or a success
+    whose body we could not read."""
+    if isinstance(error, provider.ProviderUnavailable):
+        return error.request_sent
+    return isinstance(error, provider.ProtocolError) and (error.http_status == 200 or (error.http_status or 0) >= 500)
+
+
+def _record_provider_task(task, provider_task_id, api_key, video_url):
+    """Record the id before anything else can fail: it is the only handle on a paid task."""
+    try:
+        won = task.accepted(provider_task_id, api_key, video_url)
+    except Exception:
+        log.error("task %s: provider task %s was created but could not be recorded", task.pk, provider_task_id)
+        raise
+    if not won:
+        task.refresh_from_db()
+        if task.provider_task_id != provider_task_id:
+            log.error("task %s: generate answered %s after task %s was recorded", task.pk, provider_task_id, task.provider_task_id)
+
+
+def _retry_or_fail(task, retryable, why, failure, code=None, retry_after=None):
+    """Back to the queue, due after a backoff (or the provider's Retry-After), while a
+    retryable error has attempts left; else failed with ``failure``."""
+    if retryable and task.submit_attempts < settings.LUMA_SUBMIT_MAX_ATTEMPTS:
+        delay = min(retry_after or backoff_seconds(task.submit_attempts, base=10), MAX_RETRY_AFTER)
+        log.info("task %s: retryable error on submit, again in %.0fs: %s", task.pk, delay, why)
+        task.retry_later(delay, why, failures.sentence("waiting_to_retry", reason=why))
+    else:
+        task.fail(failure, code=code)
+
+
+def _await_callback(task, api_key, video_url):
+    """The request went out but no answer came back: the provider may have created the task.
+
+    Sending it again could bill it twice, so it is not resent. With callbacks,
+    the task waits for its callback to learn the id; without, it fails and says why.
+    """
+    if callback_url(task):
+        deadline = timezone.now() + timedelta(seconds=settings.LUMA_MAX_WAIT_SECONDS)
+        task.no_answer(deadline, api_key, video_url, failures.sentence("awaiting_callback"))
+    else:
+        task.fail(failures.sentence("unanswered_no_callback"))

@@ -1,0 +1,76 @@
+"""The every-minute sweep: the lifecycle's own policy for tasks nobody is moving.
+
+Jobs can be lost (a broker restarted), workers can die (killed past
+django-q2's timeout), callbacks may never come. The sweep, run by the
+schedule ``jobs.sweep``, makes sure every accepted task still reaches a
+terminal state. Its steps:
+
+1. recover from dead workers: an interrupted archive is polled and archived
+   again; a sending that never came back fails with the reason;
+2. fail unconfirmed tasks whose callback did not come by their deadline;
+3. enqueue the sending of queued tasks whose retry is due or whose job was
+   lost (each claimed with a conditional UPDATE, so one sweep enqueues it);
+4. poll the generating tasks whose next poll is due, oldest due first, a
+   bounded batch within half the job timeout; one bad row is logged and
+   skipped (its poll was booked first, so it cannot crash-loop the sweep).
+"""
+
+import logging
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from modify import enqueue, failures, polling
+from modify.models import ModifyTask
+
+log = logging.getLogger(__name__)
+POLL_BATCH = 50
+LOST_SENDING_AFTER = timedelta(minutes=2)
+
+
+def worker_gave_up_after():
+    """A job still running past django-q2's timeout has been killed: its task is stale."""
+    return timedelta(seconds=settings.Q_CLUSTER["timeout"]) + timedelta(minutes=5)
+
+
+def sweep():
+    now = timezone.now()
+    recovered, abandoned = _recover_from_dead_workers(now)
+    abandoned += sum(task.fail(failures.sentence("never_confirmed"))
+                     for task in ModifyTask.objects.unconfirmed_past_deadline(now))
+    requeued = _requeue_sendings(now)
+    polled = _poll_due(now)
+    return {"requeued": requeued, "polled": polled, "recovered": recovered, "abandoned": abandoned}
+
+
+def _recover_from_dead_workers(now):
+    stale_before = now - worker_gave_up_after()
+    recovered = sum(task.resume_archiving() for task in ModifyTask.objects.stale_archiving(stale_before))
+    abandoned = sum(task.fail(failures.sentence("worker_stopped"))
+                    for task in ModifyTask.objects.stale_submitting(stale_before))
+    return recovered, abandoned
+
+
+def _requeue_sendings(now):
+    requeued = 0
+    for task in ModifyTask.objects.due_for_sending(now, LOST_SENDING_AFTER):
+        if task.requeue(now):
+            enqueue.send_to_provider(task)
+            requeued += 1
+    return requeued
+
+
+def _poll_due(now):
+    polled = 0
+    deadline = time.monotonic() + settings.Q_CLUSTER["timeout"] / 2
+    for task in ModifyTask.objects.due_for_poll(now).select_related("owner", "api_key").order_by("next_poll_at")[:POLL_BATCH]:
+        if time.monotonic() > deadline:
+            break  # the next sweep carries on; this one must end before django-q2 kills it
+        try:
+            polling.poll(task, due_only=True)
+        except Exception:
+            log.exception("task %s: poll failed; it will be polled again later", task.pk)
+        polled += 1
+    return polled
