@@ -1,16 +1,17 @@
-"""POST /tasks/: the studio's form. Everything is checked before a task exists; a good
-request becomes one queued task and nothing in the request path talks to the provider."""
+"""POST /tasks/ (url "task-create"): the studio's form. Everything is checked before a task
+exists; a good request becomes one queued task, with its "created" event, and nothing in the
+request path talks to the provider."""
 
 import html
 import re
 
 import pytest
-from django.core.files import File
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.utils import timezone
+from django.urls import reverse
 
-from modify.video_probe import write_poster
 from modify.models import ModifyTask
+from modify.states import Actor
+from tests.factories import make_task
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -43,24 +44,17 @@ def form_errors(page):
     return html.unescape(found.group(1)) if found else ""
 
 
-def succeeded_task(owner, video, tmp_path, shared=True):
-    task = ModifyTask.objects.create(
-        owner=owner,
-        prompt="turn it into a watercolour painting",
-        source_kind=ModifyTask.Source.UPLOAD,
-        state=ModifyTask.State.SUCCEEDED,
-        finished_at=timezone.now(),
-        result_duration=2.0,
-        shared=shared,
-    )
-    with open(video, "rb") as fh:
-        task.result_file.save("result.mp4", File(fh), save=False)
-    poster = tmp_path / f"poster-{task.pk}.jpg"
-    write_poster(video, poster)
-    with open(poster, "rb") as fh:
-        task.poster.save("poster.jpg", File(fh), save=False)
-    task.save()
-    return task
+@pytest.fixture
+def sent(monkeypatch):
+    """The tasks handed to ``modify.enqueue.send_to_provider`` (nothing is really enqueued)."""
+    tasks = []
+    monkeypatch.setattr("modify.enqueue.send_to_provider", tasks.append)
+    return tasks
+
+
+def succeeded_task(owner, video, shared=True):
+    return make_task(owner, ModifyTask.State.SUCCEEDED, prompt="turn it into a watercolour painting", result=video,
+                     shared=shared)
 
 
 # --- Who may submit -----------------------------------------------------------------------
@@ -74,15 +68,16 @@ def test_anonymous_is_sent_to_sign_in_and_nothing_is_created(client, clip):
 
 
 def test_only_post_is_allowed(signed_in):
+    assert reverse("task-create") == "/tasks/"
     assert signed_in.get("/tasks/").status_code == 405
 
 
 # --- Good submissions -------------------------------------------------------------------------
 
 
-def test_an_upload_becomes_one_queued_task_of_the_user(signed_in, member, clip, django_capture_on_commit_callbacks):
+def test_an_upload_becomes_one_queued_task_of_the_user(signed_in, member, clip, sent, django_capture_on_commit_callbacks):
     source = clip(seconds=2)
-    with django_capture_on_commit_callbacks() as callbacks:
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = signed_in.post(
             "/tasks/", {"video": upload(source, "beach day.mp4"), "prompt": "  a snowy winter night  ", "watermark": "ACME"}
         )
@@ -99,7 +94,12 @@ def test_an_upload_becomes_one_queued_task_of_the_user(signed_in, member, clip, 
     with task.source_file.open("rb") as fh:
         assert fh.read() == source.read_bytes()
     assert task.source_file.name.startswith("sources/") and task.source_file.name.endswith(".mp4")
-    assert len(callbacks) == 1  # the submission job is enqueued once the row is committed
+    assert len(callbacks) == 1  # its sending is enqueued once the row is committed
+    assert [t.pk for t in sent] == [task.pk]
+    created = task.events.get()  # the log starts with "created", by the member
+    assert (created.kind, created.actor, created.actor_user) == ("created", Actor.MEMBER, member)
+    assert (created.from_state, created.to_state) == ("", ModifyTask.State.QUEUED)
+    assert created.detail == "from an upload, beach day.mp4"
 
 
 def test_htmx_submission_returns_the_new_card_and_a_fresh_form(signed_in, clip):
@@ -111,7 +111,7 @@ def test_htmx_submission_returns_the_new_card_and_a_fresh_form(signed_in, clip):
     assert f'id="task-{task.pk}"' in page
     assert 'hx-swap-oob="afterbegin:#task-list"' in page
     assert f'hx-get="/tasks/{task.pk}/status/"' in page  # the new card starts polling
-    assert 'id="submit-form"' in page
+    assert 'id="task-form"' in page
     # The form is empty again, ready for the next video.
     assert re.search(r'<textarea name="prompt"[^>]*>\s*</textarea>', page)
     assert 'role="alert"' not in page
@@ -126,6 +126,7 @@ def test_a_url_submission_becomes_a_url_task(signed_in, member):
     assert task.source_url == url
     assert task.source_name == "clip.mp4"
     assert not task.source_file
+    assert task.events.get().summary == f"Created: from {url}"
 
 
 @pytest.mark.parametrize("container", ["mov", "avi"])
@@ -253,22 +254,22 @@ def test_neither_file_nor_url_is_refused(signed_in):
     assert form_errors(response.content.decode()) == "Choose a video file or give a video URL."
 
 
-def test_without_htmx_errors_come_back_as_the_whole_page_with_422(signed_in, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks() as callbacks:
+def test_without_htmx_errors_come_back_as_the_whole_page_with_422(signed_in, sent, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = bad_post(signed_in, {"video_url": "ftp://example.com/a.mp4", "prompt": "a snowy night"})
     assert response.status_code == 422
     page = response.content.decode()
     assert page.lstrip().startswith("<!doctype html>")
     assert "My tasks" in page
     assert "The video URL must start with http:// or https://." in page
-    assert callbacks == []
+    assert callbacks == [] and sent == []
 
 
 def test_with_htmx_errors_come_back_as_the_form_fragment_with_200(signed_in):
     response = bad_post(signed_in, {"video_url": "ftp://example.com/a.mp4", "prompt": "a snowy night"}, htmx=True)
     assert response.status_code == 200
     page = response.content.decode()
-    assert page.lstrip().startswith('<form id="submit-form"')
+    assert page.lstrip().startswith('<form id="task-form"')
     assert "<html" not in page and "My tasks" not in page
     assert field_errors(page, "video_url") == "The video URL must start with http:// or https://."
     assert "a snowy night" in page
@@ -277,8 +278,8 @@ def test_with_htmx_errors_come_back_as_the_form_fragment_with_200(signed_in):
 # --- Remix ---------------------------------------------------------------------------------------------
 
 
-def test_a_remix_with_only_a_prompt_uses_the_result_as_its_source(signed_in, member, other, clip, tmp_path):
-    original = succeeded_task(other, clip(seconds=2), tmp_path)
+def test_a_remix_with_only_a_prompt_uses_the_result_as_its_source(signed_in, member, other, clip):
+    original = succeeded_task(other, clip(seconds=2))
     response = signed_in.post("/tasks/", {"remix_of": str(original.pk), "prompt": "now make it summer"})
     assert response.status_code == 302, response.content.decode()[:2000]
     task = ModifyTask.objects.exclude(pk=original.pk).get()
@@ -290,10 +291,11 @@ def test_a_remix_with_only_a_prompt_uses_the_result_as_its_source(signed_in, mem
     assert task.source_file.name != original.result_file.name  # a copy, not the same file
     with task.source_file.open("rb") as copy, original.result_file.open("rb") as result:
         assert copy.read() == result.read()
+    assert task.events.get().detail == f"remix of task {original.pk}"
 
 
-def test_a_remix_whose_result_left_the_archive_says_so(signed_in, member, clip, tmp_path):
-    original = succeeded_task(member, clip(), tmp_path)
+def test_a_remix_whose_result_left_the_archive_says_so(signed_in, member, clip):
+    original = succeeded_task(member, clip())
     original.result_file.storage.delete(original.result_file.name)
     response = signed_in.post("/tasks/", {"remix_of": str(original.pk), "prompt": "now make it summer"})
     assert response.status_code == 422
@@ -301,8 +303,8 @@ def test_a_remix_whose_result_left_the_archive_says_so(signed_in, member, clip, 
     assert ModifyTask.objects.count() == 1
 
 
-def test_a_remix_of_someone_elses_unshared_task_is_refused(signed_in, other, clip, tmp_path):
-    private = succeeded_task(other, clip(), tmp_path, shared=False)
+def test_a_remix_of_someone_elses_unshared_task_is_refused(signed_in, other, clip):
+    private = succeeded_task(other, clip(), shared=False)
     response = signed_in.post("/tasks/", {"remix_of": str(private.pk), "prompt": "now make it summer"})
     assert response.status_code == 422
     assert form_errors(response.content.decode()) == "Choose a video file or give a video URL."
@@ -310,9 +312,7 @@ def test_a_remix_of_someone_elses_unshared_task_is_refused(signed_in, other, cli
 
 
 def test_a_remix_of_an_unfinished_task_is_refused(signed_in, member):
-    running = ModifyTask.objects.create(
-        owner=member, prompt="x", source_kind="url", source_url="https://e.com/a.mp4", state="generating"
-    )
+    running = make_task(member, ModifyTask.State.GENERATING)
     response = signed_in.post("/tasks/", {"remix_of": str(running.pk), "prompt": "now make it summer"})
     assert response.status_code == 422
     assert ModifyTask.objects.count() == 1
