@@ -17,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ["LUMAWEB_VAR_DIR"] = tempfile.mkdtemp(prefix="lumaweb-bench-")
+os.environ.pop("DATABASE_URL", None)  # a throwaway SQLite file, never a real database
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lumaweb.settings")
 os.environ["ALLOWED_HOSTS"] = "testserver"
 
@@ -24,12 +25,12 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
 from django.test import Client  # noqa: E402
 
 from modify.models import ModifyTask  # noqa: E402
+from tests.factories import make_member, make_task  # noqa: E402
 
 REQUESTS = 500
 
@@ -45,11 +46,11 @@ def timed(client, url, headers):
 
 def main():
     call_command("migrate", verbosity=0)
-    user = User.objects.create_user("bench")
-    ModifyTask.objects.bulk_create(
-        ModifyTask(owner=user, prompt=f"task {i}", source_kind="url", source_url="https://x/a.mp4") for i in range(1000)
-    )
-    task = ModifyTask.objects.create(owner=user, prompt="polled", source_kind="url", state="generating")
+    user = make_member("bench")
+    with transaction.atomic():  # one commit: SQLite would otherwise sync 2,000 times
+        for i in range(1000):
+            make_task(user, prompt=f"task {i}", url="https://x/a.mp4")
+    task = make_task(user, ModifyTask.State.GENERATING, prompt="polled")
     client = Client()
     client.force_login(user)
     htmx = {"HX-Request": "true"}

@@ -148,7 +148,7 @@ class ModifyTaskAdmin(admin.ModelAdmin):
         if "shared" in form.changed_data:
             obj.set_shared(form.cleaned_data["shared"], by=request.user, actor=Actor.STAFF)
 
-    @admin.action(description="Stop the selected tasks (mark them failed)")
+    @admin.action(description="Stop the selected tasks (mark them failed)", permissions=["change"])
     def mark_failed(self, request, queryset):
         message = failures.sentence("stopped_by_staff", username=request.user.get_username())
         stopped = sum(task.fail(message, actor=Actor.STAFF, by=request.user) for task in queryset.active())

@@ -55,7 +55,9 @@ def receive(task, body, headers):
 def _authenticate(task, body, headers):
     """``(provider task id, None)`` for a callback that proves itself, else ``(None, Outcome)``."""
     try:
-        provider_task_id = json.loads(body)["data"]["taskId"]
+        data = json.loads(body)["data"]
+        # The contract says taskId; kie.ai's own sample receiver reads task_id.
+        provider_task_id = data["taskId"] if "taskId" in data else data["task_id"]
     except (ValueError, UnicodeDecodeError, KeyError, TypeError, RecursionError):
         return None, Outcome(400, "malformed callback body")
     if not isinstance(provider_task_id, str) or not 0 < len(provider_task_id) <= 64:

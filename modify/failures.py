@@ -42,10 +42,16 @@ SENTENCES = {
     ),
     "no_key": "No provider API key is configured: ask staff to set LUMA_API_KEY or add one in the admin.",
     "provider_changed": "This task was started with {provider}, which the app no longer talks to; please submit it again.",
+    "source_gone": "The original video is no longer in the archive, so it cannot be sent again: start a new task with it.",
     # Staff.
     "stopped_by_staff": "Stopped by staff ({username}).",
     # Notes on a task that is still live (``status_note``), not failures.
     "waiting_to_retry": "Waiting to retry: {reason}",
+    "provider_busy": "the provider is rate limiting requests.",
+    "provider_maintenance": "the provider is under maintenance.",
+    "provider_server_error": "the provider had a server error.",
+    "provider_unreachable": "the provider could not be reached.",
+    "provider_garbled": "the provider sent an answer that could not be read.",
     "awaiting_callback": "The provider did not answer in time; waiting for its callback.",
 }
 
@@ -56,6 +62,14 @@ _BY_ERROR = [
     (provider.GenerationFailedError, "generation_failed"),
     (provider.FeatureDisabledError, "feature_disabled"),
     (provider.NotFoundError, "task_unknown"),
+]
+
+
+_RETRY_REASONS = [
+    (provider.RateLimitError, "provider_busy"),
+    (provider.MaintenanceError, "provider_maintenance"),
+    (provider.ProviderUnavailable, "provider_unreachable"),
+    (provider.ProtocolError, "provider_garbled"),
 ]
 
 
@@ -70,3 +84,11 @@ def for_provider_error(error):
         if isinstance(error, kind):
             return sentence(key, reason=error.message or "no reason given")
     return sentence("provider_kept_failing", reason=str(error))
+
+
+def retry_reason(error):
+    """Why a task waits to retry after a provider error that may pass, as the note's reason."""
+    for kind, key in _RETRY_REASONS:
+        if isinstance(error, kind):
+            return sentence(key)
+    return sentence("provider_server_error")

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from django.core.files import File
 from django.db import transaction
 
-from modify import backend, enqueue
+from modify import backend, enqueue, failures
 from modify.downloads import safe_url
 from modify.models import ModifyTask
 from modify.states import Actor
@@ -21,6 +21,10 @@ from modify.states import Actor
 
 class _LostRace(Exception):
     """Another request made this retry first."""
+
+
+class SourceGone(Exception):
+    """The failed task's uploaded source is no longer in the archive, so it cannot be sent again."""
 
 
 def accept(owner, prompt, *, upload=None, url="", watermark="", duration=None, remix_of=None):
@@ -47,6 +51,8 @@ def retry(task, by):
     if task.source_kind == ModifyTask.Source.URL:
         new = _new_task(task.owner, task.prompt, url=task.source_url, **again)
     else:
+        if not task.source_file or not task.source_file.storage.exists(task.source_file.name):
+            raise SourceGone(failures.sentence("source_gone"))
         with task.source_file.open("rb") as source:
             new = _new_task(task.owner, task.prompt, upload=File(source, name=task.source_name or "source.mp4"), **again)
     try:

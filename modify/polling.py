@@ -31,26 +31,29 @@ FLAGS = {0: "generating", 1: "succeeded", 2: "creating the task failed", 3: "gen
 def poll_task(task_id):
     """Poll one task now, whatever its booking (after a callback)."""
     task = ModifyTask.objects.filter(pk=task_id, state=ModifyTask.State.GENERATING).select_related("owner", "api_key").first()
-    return poll(task) if task is not None else None
+    if task is not None:
+        poll(task)
 
 
 def poll(task, due_only=False):
+    """Poll ``task`` (see the steps above); True if the provider was asked."""
     if not _book(task, due_only):
-        return task
+        return False
     try:
         info = backend.client_for(task).record_info(task.provider_task_id)
     except backend.ConfigurationError as error:
-        task.fail(str(error))
-        return task
+        task.fail(str(error))  # not asked: the fail event says why
+        return False
     except provider.ProviderError as error:
         # record-info changes nothing upstream: a garbled answer is worth asking again.
         again = error.retryable or isinstance(error, provider.ProtocolError)
         task.record("poll", actor=Actor.PROVIDER, detail=f"{_error_detail(error)}; {'will ask again' if again else 'giving up'}")
         if not again:
             task.fail(failures.for_provider_error(error), code=error.code)
-        return task
+        return True
     task.record("poll", actor=Actor.PROVIDER, detail=f"successFlag {info.success_flag} ({FLAGS.get(info.success_flag, 'unknown')})")
-    return settle(task, info)
+    settle(task, info)
+    return True
 
 
 def settle(task, info):

@@ -6,7 +6,7 @@ every ``make run``, so a schedule deleted by hand comes back.
 
 SWEEP_SCHEDULE_NAME = "lumaweb: lifecycle sweep"
 SWEEP_FUNC = "modify.jobs.sweep"
-# Its name and job before the sweep had one of its own (migration 0004 renames it).
+# Its name and job before the sweep had one of its own (migration 0005 renames it).
 OLD_SCHEDULE_NAME = "lumaweb: poll provider tasks"
 
 

@@ -29,6 +29,7 @@ from modify import backend, failures, provider
 from modify.backoff import MAX_RETRY_AFTER, backoff_seconds
 from modify.downloads import DownloadError, download
 from modify.models import ModifyTask
+from modify.states import Actor
 from modify.video_probe import MediaError, temp_path, validate_video
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,9 @@ def send_to_provider(task_id):
     try:
         api_key, secret = backend.key_for(task.owner)
         client = backend.client(secret)
-        _keep_url_source(task)
+        if not _keep_url_source(task):
+            task.refresh_from_db()
+            return task  # staff stopped it meanwhile
         video_url = _public_video_url(task, client)
     except (DownloadError, MediaError) as error:
         # A source host that failed for now is asked again, as the provider is; one that
@@ -62,12 +65,15 @@ def send_to_provider(task_id):
         task.fail(str(error))
         return task
     except provider.ProviderError as error:
-        _retry_or_fail(task, error.retryable, f"{error.summary}.", failures.for_provider_error(error), error.code,
+        _retry_or_fail(task, error.retryable, failures.retry_reason(error), failures.for_provider_error(error), error.code,
                        getattr(error, "retry_after", None))
         return task
     except Exception:
         task.fail(failures.sentence("send_crashed"))
         raise
+    task.refresh_from_db()
+    if task.state != ModifyTask.State.SUBMITTING:
+        return task  # stopped by staff, or named by an early callback, meanwhile: spend no credit
     _generate(task, client, api_key, video_url)
     return task
 
@@ -81,7 +87,7 @@ def _generate(task, client, api_key, video_url):
         if _may_have_created(error):
             _await_callback(task, api_key, video_url)
         else:
-            _retry_or_fail(task, error.retryable, f"{error.summary}.", failures.for_provider_error(error), error.code,
+            _retry_or_fail(task, error.retryable, failures.retry_reason(error), failures.for_provider_error(error), error.code,
                            getattr(error, "retry_after", None))
         return
     except Exception:
@@ -96,9 +102,9 @@ def _keep_url_source(task):
     """Copy a URL source home, checked as the form checks an upload (container by content,
     duration, size): a video the provider would refuse fails here, for free, and the
     detail page plays "before" long after the URL has gone. The provider still fetches
-    the URL itself."""
+    the URL itself. False when the task was stopped meanwhile (the copy is then deleted)."""
     if task.source_kind != ModifyTask.Source.URL or task.source_file:
-        return
+        return True
     with temp_path(".video") as path:
         # kie.ai fetches from the internet: a private address could not work, and must not be probed.
         download(task.source_url, path, max_bytes=settings.LUMA_MAX_VIDEO_BYTES, timeout=SOURCE_READ_TIMEOUT,
@@ -107,8 +113,10 @@ def _keep_url_source(task):
         with open(path, "rb") as fh:
             task.source_file.save(f"source.{info.container}", File(fh), save=False)
     stored = task.source_file.name
-    if not task.keep_source(stored, info.duration):
-        task.source_file.storage.delete(stored)  # staff stopped it meanwhile
+    if task.keep_source(stored, info.duration):
+        return True
+    task.source_file.storage.delete(stored)
+    return False
 
 
 def _public_video_url(task, client):
@@ -138,7 +146,9 @@ def _record_provider_task(task, provider_task_id, api_key, video_url):
     if not won:
         task.refresh_from_db()
         if task.provider_task_id != provider_task_id:
-            log.error("task %s: generate answered %s after task %s was recorded", task.pk, provider_task_id, task.provider_task_id)
+            # Stopped, or named otherwise, meanwhile: the paid provider task is kept on record.
+            log.error("task %s (%s): generate answered %s too late", task.pk, task.state, provider_task_id)
+            task.record("late_answer", actor=Actor.PROVIDER, detail=provider_task_id)
 
 
 def _retry_or_fail(task, retryable, why, failure, code=None, retry_after=None):

@@ -41,7 +41,7 @@ def sweep():
     abandoned += sum(task.fail(failures.sentence("never_confirmed"))
                      for task in ModifyTask.objects.unconfirmed_past_deadline(now))
     requeued = _requeue_sendings(now)
-    polled = _poll_due(now)
+    polled = _poll_due(timezone.now())  # after the recoveries above, which make tasks due now
     return {"requeued": requeued, "polled": polled, "recovered": recovered, "abandoned": abandoned}
 
 
@@ -69,8 +69,8 @@ def _poll_due(now):
         if time.monotonic() > deadline:
             break  # the next sweep carries on; this one must end before django-q2 kills it
         try:
-            polling.poll(task, due_only=True)
+            polled += polling.poll(task, due_only=True)
         except Exception:
             log.exception("task %s: poll failed; it will be polled again later", task.pk)
-        polled += 1
+            polled += 1
     return polled

@@ -8,6 +8,7 @@ real ``href`` so the pages also work without JavaScript.
 import logging
 import uuid
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, JsonResponse
@@ -96,7 +97,7 @@ def task_detail(request, pk):
 @login_required
 @require_POST
 def task_share(request, pk):
-    task = get_object_or_404(ModifyTask, pk=pk, owner=request.user)
+    task = get_object_or_404(ModifyTask.objects.succeeded(), pk=pk, owner=request.user)
     task.set_shared(request.POST.get("shared") == "1", by=request.user)
     return redirect("task-detail", pk=task.pk)
 
@@ -106,7 +107,11 @@ def task_share(request, pk):
 def task_retry(request, pk):
     """Submit a failed task of mine again, as a new task."""
     task = get_object_or_404(ModifyTask.objects.failed(), pk=pk, owner=request.user)
-    intake.retry(task, by=request.user)
+    try:
+        intake.retry(task, by=request.user)
+    except intake.SourceGone as gone:
+        messages.error(request, str(gone))
+        return redirect("task-detail", pk=task.pk)
     return redirect("studio")
 
 

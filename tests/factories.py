@@ -7,6 +7,7 @@ enqueued: tests run the steps they test themselves. ``backdate`` moves a
 task's clock back, as if time had passed.
 """
 
+import os
 import uuid
 from datetime import timedelta
 
@@ -35,46 +36,55 @@ def make_staff(username="sam", **fields):
 
 
 def make_task(owner, state=S.QUEUED, *, prompt="a snowy winter night", upload=None, url=SOURCE_URL,
-              provider_task_id=None, result=None, failed_stage=S.QUEUED, error="The provider gave up.",
-              error_code=None, is_sandbox=True, **fields):
+              kept_source=None, provider_task_id=None, api_key=None, result=None, failed_stage=S.QUEUED,
+              error="The provider gave up.", error_code=None, is_sandbox=True, **fields):
     """A task of ``owner`` in ``state``.
 
-    ``upload``: a video path (or bytes) stored as the source instead of ``url``.
-    ``result``: for a succeeded task, the video path stored as its result,
-    with a poster frame made from it; otherwise small placeholder files.
-    A failed task fails from ``failed_stage`` with ``error`` and ``error_code``.
-    Other ``fields`` are plain task data (``shared``, ``watermark``, ``created_at`` ...).
+    ``upload``: a video path (or bytes) stored as the source instead of ``url``
+    (named ``source_name``, "clip.mp4" unless given). ``kept_source``: for a URL
+    task past ``submitting``, the video the sending job fetched and kept.
+    ``api_key``: the key generate was called with. ``result``: for a succeeded
+    task, the video stored as its result, with a poster frame made from it;
+    otherwise small placeholder files. A failed task fails from
+    ``failed_stage`` with ``error`` and ``error_code``. Other ``fields`` are
+    plain task data (``shared``, ``watermark``, ``created_at`` ...).
     """
     task = ModifyTask(owner=owner, prompt=prompt, is_sandbox=is_sandbox, **fields)
     if upload is not None:
-        task.source_kind, task.source_name = ModifyTask.Source.UPLOAD, "clip.mp4"
+        task.source_kind, task.source_name = ModifyTask.Source.UPLOAD, task.source_name or "clip.mp4"
         content = upload if isinstance(upload, bytes) else open(upload, "rb").read()
-        task.source_file.save("source.mp4", ContentFile(content), save=False)
+        task.source_file.save(f"source{os.path.splitext(task.source_name)[1] or '.mp4'}", ContentFile(content), save=False)
     else:
         task.source_kind, task.source_url = ModifyTask.Source.URL, url
     task.create(actor=Actor.MEMBER, by=owner, detail="made by a test factory")
+    steps = {"provider_task_id": provider_task_id or uuid.uuid4().hex, "api_key": api_key, "result": result,
+             "kept_source": kept_source}
+    _drive(task, failed_stage if state == S.FAILED else state, **steps)
     if state == S.FAILED:
-        _drive(task, failed_stage, provider_task_id, result)
         assert task.fail(error, code=error_code)
-    else:
-        _drive(task, state, provider_task_id, result)
     return task
 
 
-def _drive(task, state, provider_task_id, result):
+def _drive(task, state, *, provider_task_id, api_key, result, kept_source):
     if state == S.QUEUED:
         return
-    _drive(task, _PATH[state], provider_task_id, result)
+    _drive(task, _PATH[state], provider_task_id=provider_task_id, api_key=api_key, result=result,
+           kept_source=kept_source)
     video_url = task.source_url or f"https://files.example.com/uploads/{task.pk}.mp4"
     moved = {
-        S.SUBMITTING: lambda: task.claim(),
-        S.UNCONFIRMED: lambda: task.no_answer(timezone.now() + timedelta(hours=1), None, video_url,
+        S.SUBMITTING: lambda: task.claim() and (kept_source is None or _keep(task, kept_source)),
+        S.UNCONFIRMED: lambda: task.no_answer(timezone.now() + timedelta(hours=1), api_key, video_url,
                                               "waiting for its callback"),
-        S.GENERATING: lambda: task.accepted(provider_task_id or uuid.uuid4().hex, None, video_url),
+        S.GENERATING: lambda: task.accepted(provider_task_id, api_key, video_url),
         S.ARCHIVING: lambda: task.result_found(RESULT_URL),
         S.SUCCEEDED: lambda: task.archived(**_archive_files(task, result)),
     }[state]()
     assert moved, f"could not move task {task.pk} to {state}"
+
+
+def _keep(task, video):
+    task.source_file.save("source.mp4", ContentFile(open(video, "rb").read()), save=False)
+    return task.keep_source(task.source_file.name, 2.0)
 
 
 def _archive_files(task, result):

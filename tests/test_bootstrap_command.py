@@ -1,11 +1,13 @@
-"""manage.py bootstrap (run by `make run`): the poll schedule and the demo admin, idempotently."""
+"""manage.py bootstrap (run by `make run`): the lifecycle sweep schedule and the demo admin, idempotently."""
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from django.utils.module_loading import import_string
 from django_q.models import Schedule
 
-from modify.schedules import POLL_SCHEDULE_NAME
+from modify import jobs
+from modify.schedules import OLD_SCHEDULE_NAME, SWEEP_SCHEDULE_NAME
 
 pytestmark = pytest.mark.django_db
 
@@ -32,8 +34,25 @@ def test_demo_admin_password_is_applied_at_every_start(monkeypatch, client):
     assert client.login(username="admin", password="second-secret-2")
 
 
-def test_recreates_a_deleted_poll_schedule_once(capsys):
-    Schedule.objects.filter(name=POLL_SCHEDULE_NAME).delete()
+def test_recreates_a_deleted_sweep_schedule_once(capsys):
+    Schedule.objects.filter(name=SWEEP_SCHEDULE_NAME).delete()
     call_command("bootstrap")
     call_command("bootstrap")
-    assert Schedule.objects.filter(name=POLL_SCHEDULE_NAME, func="modify.jobs.poll_due_tasks").count() == 1
+    schedule = Schedule.objects.get(name=SWEEP_SCHEDULE_NAME)
+    assert schedule.func == "modify.jobs.sweep"
+    assert import_string(schedule.func) is jobs.sweep  # the cluster can find what it names
+    assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == (Schedule.MINUTES, 1, -1)
+
+
+def test_the_migrated_schedule_is_the_sweep_and_the_old_poll_schedule_is_gone():
+    assert Schedule.objects.filter(name=SWEEP_SCHEDULE_NAME, func="modify.jobs.sweep").count() == 1
+    assert not Schedule.objects.filter(name=OLD_SCHEDULE_NAME).exists()
+    assert not Schedule.objects.filter(func="modify.jobs.poll_due_tasks").exists()
+
+
+def test_a_schedule_changed_by_hand_is_put_back(capsys):
+    Schedule.objects.filter(name=SWEEP_SCHEDULE_NAME).update(func="modify.jobs.poll_due_tasks", minutes=60, repeats=0)
+    call_command("bootstrap")
+    schedule = Schedule.objects.get(name=SWEEP_SCHEDULE_NAME)
+    assert (schedule.func, schedule.minutes, schedule.repeats) == ("modify.jobs.sweep", 1, -1)
+    assert Schedule.objects.filter(name=SWEEP_SCHEDULE_NAME).count() == 1

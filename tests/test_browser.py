@@ -7,14 +7,13 @@ on HTTP 286, and media served with Range requests to a signed-in user.
 """
 
 import time
-from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import User
-from django.utils import timezone
 from playwright.sync_api import expect
 
+from modify import failures
 from modify.models import ModifyTask
+from tests.factories import make_task
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -45,8 +44,11 @@ IMAGE_LOADED = "(img) => img.complete && img.naturalWidth > 0"
 
 
 @pytest.fixture
-def member(transactional_db):
-    return User.objects.create_user("bruno", password=PASSWORD)
+def member(member):
+    """The shared member (maria), with a password to sign in with."""
+    member.set_password(PASSWORD)
+    member.save()
+    return member
 
 
 @pytest.fixture
@@ -90,7 +92,7 @@ def sign_in(page, e2e, member):
                 [event.detail.requestConfig.verb, event.detail.pathInfo.requestPath, event.detail.xhr.status]));
             // The upload progress bar, as it stood when the answer replaced the form.
             document.body.addEventListener("htmx:beforeSwap", () => {
-                const bar = document.querySelector("#submit-form progress.upload-progress");
+                const bar = document.querySelector("#task-form progress.upload-progress");
                 if (bar && window.__uploadProgress === undefined) window.__uploadProgress = [bar.hidden, bar.value];
             });
         }"""
@@ -197,7 +199,7 @@ def test_a_file_that_is_not_a_video_is_refused_inline(e2e, browser, page, member
     page.get_by_label("Prompt").fill("a snowy winter night")
     page.get_by_role("button", name="Create video").click()
 
-    error = page.locator("#submit-form .field.has-error .error[role=alert]")
+    error = page.locator("#task-form .field.has-error .error[role=alert]")
     expect(error).to_have_text("“holiday.mp4”: This is not an MP4, MOV or AVI video.")
     # The swapped-in form keeps the prompt and can be used again.
     expect(page.locator("#id_prompt")).to_have_value("a snowy winter night")
@@ -219,15 +221,16 @@ def test_an_ended_session_signs_in_back_to_the_studio_and_a_refused_request_is_e
     page.get_by_role("button", name="Create video").click()
     expect(page).to_have_url(f"{e2e.url}/accounts/login/?next=/")
     # A task waiting for its retry: its card keeps polling, successfully, every 3 s.
-    waiting = ModifyTask.objects.create(
-        owner=member, prompt="waiting", source_kind="url", source_url="https://example.com/a.mp4",
-        next_submit_at=timezone.now() + timedelta(hours=1),
-    )
+    waiting = make_task(member, ModifyTask.State.SUBMITTING, prompt="waiting")
+    note = failures.sentence("waiting_to_retry", reason="the provider is busy.")
+    assert waiting.retry_later(3600, "rate limited", note)
+    assert waiting.state == ModifyTask.State.QUEUED and waiting.next_submit_at is not None
     page.get_by_label("Username").fill(member.username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(f"{e2e.url}/")
     expect(page.locator("#request-error")).to_be_hidden()
+    expect(page.locator(f"#task-{waiting.pk} .note")).to_have_text(note)
 
     # Signing in again elsewhere rotates the CSRF token this page still holds: the
     # refused request says what to do instead of leaving a button that does nothing.

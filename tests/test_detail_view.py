@@ -1,53 +1,28 @@
-"""GET /tasks/<id>/ (the task page) and POST /tasks/<id>/share/ (the gallery toggle)."""
+"""GET /tasks/<id>/ (the task page) and POST /tasks/<id>/share/ (the gallery toggle).
+
+The page's timeline is the task's event log (``task.timeline()``)."""
 
 import html
 import re
-from datetime import timedelta
 
 import pytest
-from django.core.files import File
-from django.utils import timezone
 
-from modify.video_probe import write_poster
 from modify.models import ModifyTask
+from modify.states import Actor
+from tests.factories import make_task
 
 pytestmark = pytest.mark.django_db
+S = ModifyTask.State
 
 
 @pytest.fixture
-def succeeded(member, clip, tmp_path):
-    """A finished task of ``member`` with its source, result and poster archived."""
+def succeeded(member, clip):
+    """A finished task of ``member`` (or ``owner``) with its source, result and poster archived."""
 
     def make(owner=None, **fields):
         video = clip(seconds=2)
-        start = timezone.now() - timedelta(minutes=3)
-        task = ModifyTask(
-            owner=owner or member,
-            prompt="turn the beach into a snowy winter night",
-            source_kind=ModifyTask.Source.UPLOAD,
-            source_name="beach.mp4",
-            state=ModifyTask.State.SUCCEEDED,
-            created_at=start,
-            submitting_at=start + timedelta(seconds=1),
-            generating_at=start + timedelta(seconds=3),
-            archiving_at=start + timedelta(seconds=90),
-            finished_at=start + timedelta(seconds=95),
-            result_duration=2.0,
-            result_width=320,
-            result_height=240,
-            result_size=video.stat().st_size,
-            **fields,
-        )
-        with open(video, "rb") as fh:
-            task.source_file.save("beach.mp4", File(fh), save=False)
-            fh.seek(0)
-            task.result_file.save("result.mp4", File(fh), save=False)
-        poster = tmp_path / "poster.jpg"
-        write_poster(video, poster)
-        with open(poster, "rb") as fh:
-            task.poster.save("poster.jpg", File(fh), save=False)
-        task.save()
-        return task
+        return make_task(owner or member, S.SUCCEEDED, prompt="turn the beach into a snowy winter night",
+                         upload=video, result=video, provider_task_id="luma-task-1", **fields)
 
     return make
 
@@ -82,14 +57,34 @@ def test_a_finished_task_shows_prompt_both_videos_and_downloads(signed_in, succe
         assert b"".join(response.streaming_content)
 
 
+def timeline_of(page):
+    """The timeline's entries as a person reads them."""
+    timeline = re.search(r'<ol class="timeline">(.*?)</ol>', page, re.S).group(1)
+    return [text_of(item) for item in re.findall(r"<li>(.*?)</li>", timeline, re.S)]
+
+
 def test_the_timeline_lists_every_step_in_order(signed_in, succeeded):
     task = succeeded()
     page = page_of(signed_in, task)
-    timeline = re.search(r'<ol class="timeline">(.*?)</ol>', page, re.S).group(1)
-    entries = [text_of(item) for item in re.findall(r"<li>(.*?)</li>", timeline, re.S)]
-    moments = [task.created_at, task.submitting_at, task.generating_at, task.archiving_at, task.finished_at]
-    labels = ["Queued", "Submitted to the provider", "Provider generating", "Archiving the result", "Done"]
-    assert entries == [f"{moment:%H:%M:%S} {label}" for moment, label in zip(moments, labels)]
+    labels = [
+        "Created: made by a test factory",
+        "Sending to the provider: attempt 1",
+        "The provider accepted the task: luma-task-1",
+        "The result is ready; archiving it",
+        "Archived: done",
+    ]
+    events = list(task.events.all())
+    assert [event.kind for event in events] == ["created", "claim", "accepted", "result_found", "archived"]
+    assert timeline_of(page) == [f"{event.created_at:%H:%M:%S} {label}" for event, label in zip(events, labels, strict=True)]
+    assert f'<time datetime="{events[0].created_at:%Y-%m-%dT%H:%M:%S}' in page
+
+
+def test_repeated_identical_polls_are_one_timeline_line(signed_in, member):
+    task = make_task(member, S.GENERATING, provider_task_id="luma-task-1")
+    for answer in ["successFlag 0 (generating)"] * 3 + ["HTTP 503: maintenance"]:
+        task.record("poll", actor=Actor.SYSTEM, detail=answer)
+    entries = [entry.split(" ", 1)[1] for entry in timeline_of(page_of(signed_in, task))]
+    assert entries[-2:] == ["Asked the provider: successFlag 0 (generating) (×3)", "Asked the provider: HTTP 503: maintenance"]
 
 
 def test_sandbox_results_are_labelled(signed_in, succeeded):
@@ -98,28 +93,19 @@ def test_sandbox_results_are_labelled(signed_in, succeeded):
 
 
 def test_a_failed_task_says_where_and_why_in_plain_words(signed_in, member):
-    task = ModifyTask.objects.create(
-        owner=member,
-        prompt="make it rain",
-        source_kind=ModifyTask.Source.URL,
-        source_url="https://example.com/clip.mp4",
-        state=ModifyTask.State.FAILED,
-        failed_stage=ModifyTask.State.GENERATING,
-        error_code=501,
-        error_message="The provider could not generate this video (content policy). Try a different prompt or video.",
-        generating_at=timezone.now(),
-        finished_at=timezone.now(),
-    )
+    reason = "The provider could not generate this video (content policy). Try a different prompt or video."
+    task = make_task(member, S.FAILED, prompt="make it rain", url="https://example.com/clip.mp4",
+                     failed_stage=S.GENERATING, error_code=501, error=reason)
     page = page_of(signed_in, task)
     words = text_of(page)
     assert (
         "Failed while generating: The provider could not generate this video (content policy). "
         "Try a different prompt or video. (provider code 501)"
     ) in words
-    assert 'role="alert"' in page
+    assert '<div class="error" role="alert"><strong>Failed while generating:</strong>' in page
     assert "No result." in words and "No result yet." not in words
     assert "Download result" not in words and "Remix" not in words
-    assert "Failed" in re.search(r'<ol class="timeline">(.*?)</ol>', page, re.S).group(1)
+    assert timeline_of(page)[-1].split(" ", 1)[1] == f"Failed: {reason}"
     # A URL source the app could not fetch is linked, not embedded.
     assert '<a href="https://example.com/clip.mp4" rel="noopener noreferrer">https://example.com/clip.mp4</a>' in page
     assert 'id="source-video"' not in page
@@ -127,6 +113,7 @@ def test_a_failed_task_says_where_and_why_in_plain_words(signed_in, member):
 
 def test_a_url_sources_secrets_are_shown_to_its_owner_only(client, signed_in, succeeded, other):
     url = "https://user:pw@cdn.example.com/clip.mp4?X-Amz-Signature=SECRETSIG#t=1"
+    # A URL source whose copy was kept (the factory keeps it as an upload; the page reads source_url and source_file).
     task = succeeded(source_url=url)
     mine = page_of(signed_in, task)
     assert f'<a href="{html.escape(url)}" rel="noopener noreferrer">https://cdn.example.com/clip.mp4</a>' in mine
@@ -138,15 +125,23 @@ def test_a_url_sources_secrets_are_shown_to_its_owner_only(client, signed_in, su
 
 
 def test_a_task_in_flight_says_it_is_still_working(signed_in, member):
-    task = ModifyTask.objects.create(
-        owner=member, prompt="make it rain", source_kind="url", source_url="https://example.com/a.mp4",
-        state=ModifyTask.State.GENERATING,
-    )
+    task = make_task(member, S.GENERATING, prompt="make it rain", url="https://example.com/a.mp4")
     page = page_of(signed_in, task)
     words = text_of(page)
     assert "Still working: generating for" in words
     assert "No result yet." in words
     assert f'hx-get="/tasks/{task.pk}/"' in page  # the page refreshes itself while in flight
+    assert '<div class="error" role="alert">' not in page
+
+
+def test_a_waiting_task_shows_its_note_and_why_in_the_timeline(signed_in, member):
+    task = make_task(member, S.UNCONFIRMED)
+    page = page_of(signed_in, task)
+    words = text_of(page)
+    assert "Still working: awaiting the provider for" in words
+    assert f'<p class="note">{task.status_note}</p>' in page and task.status_note
+    assert timeline_of(page)[-1].split(" ", 1)[1] == "The provider did not answer; waiting for its callback"
+    assert '<div class="error" role="alert">' not in page  # no failure reason on a live task
 
 
 def test_a_finished_task_page_stops_refreshing(signed_in, succeeded):
@@ -163,8 +158,8 @@ def test_another_member_sees_a_shared_task_but_not_an_unshared_one(signed_in, su
 
 
 def test_a_teammates_failed_or_running_task_is_not_shown(signed_in, other):
-    for state in (ModifyTask.State.FAILED, ModifyTask.State.GENERATING):
-        task = ModifyTask.objects.create(owner=other, prompt="p", source_kind="url", state=state, shared=True)
+    for state in (S.FAILED, S.GENERATING):
+        task = make_task(other, state, shared=True)
         assert signed_in.get(f"/tasks/{task.pk}/").status_code == 404
 
 
@@ -193,11 +188,28 @@ def test_the_owner_can_hide_and_share_again(signed_in, succeeded):
     assert task.shared is True
 
 
+def test_sharing_and_hiding_are_logged_as_the_members(signed_in, succeeded, member):
+    task = succeeded(shared=True)
+
+    def sharing_events():
+        return [(e.kind, e.actor, e.actor_user) for e in task.events.filter(kind__in=["shared", "unshared"])]
+
+    signed_in.post(f"/tasks/{task.pk}/share/", {"shared": "0"})
+    assert sharing_events() == [("unshared", Actor.MEMBER, member)]
+    signed_in.post(f"/tasks/{task.pk}/share/", {"shared": "0"})  # already hidden: nothing happened, nothing logged
+    assert sharing_events() == [("unshared", Actor.MEMBER, member)]
+    signed_in.post(f"/tasks/{task.pk}/share/", {"shared": "1"})
+    assert sharing_events() == [("unshared", Actor.MEMBER, member), ("shared", Actor.MEMBER, member)]
+    entries = [entry.split(" ", 1)[1] for entry in timeline_of(page_of(signed_in, task))]
+    assert entries[-2:] == ["Hidden from the gallery", "Shared with the team"]
+
+
 def test_another_member_cannot_toggle_sharing(signed_in, succeeded, other):
     task = succeeded(owner=other, shared=True)
     assert signed_in.post(f"/tasks/{task.pk}/share/", {"shared": "0"}).status_code == 404
     task.refresh_from_db()
     assert task.shared is True
+    assert not task.events.filter(kind__in=["shared", "unshared"]).exists()
 
 
 def test_sharing_is_changed_only_by_post(signed_in, succeeded):
@@ -205,3 +217,12 @@ def test_sharing_is_changed_only_by_post(signed_in, succeeded):
     assert signed_in.get(f"/tasks/{task.pk}/share/?shared=0").status_code == 405
     task.refresh_from_db()
     assert task.shared is True
+    assert not task.events.filter(kind__in=["shared", "unshared"]).exists()
+
+
+@pytest.mark.parametrize("state", [S.GENERATING, S.FAILED])
+def test_only_a_finished_result_can_be_shared_or_hidden(signed_in, member, state):
+    task = make_task(member, state)
+    assert signed_in.post(f"/tasks/{task.pk}/share/", {"shared": "0"}).status_code == 404
+    task.refresh_from_db()
+    assert task.shared is True and not task.events.filter(kind__in=["shared", "unshared"]).exists()

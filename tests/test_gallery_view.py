@@ -4,40 +4,31 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.core.files import File
 from django.utils import timezone
 
-from modify.video_probe import write_poster
 from modify.models import ModifyTask
+from tests.factories import backdate, make_task
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(scope="module")
-def poster_jpeg(tmp_path_factory):
+def video(tmp_path_factory):
     from tests.clips import make_clip
 
-    folder = tmp_path_factory.mktemp("gallery")
-    video = make_clip(folder / "clip.mp4", seconds=1)
-    write_poster(video, folder / "poster.jpg")
-    return folder / "poster.jpg"
+    return make_clip(tmp_path_factory.mktemp("gallery") / "clip.mp4", seconds=1)
 
 
 @pytest.fixture
-def finished(poster_jpeg):
-    """``finished(owner, prompt, minutes_ago, ...)``: a task that ended ``minutes_ago``, with a poster."""
+def finished(video):
+    """``finished(owner, prompt, minutes_ago, ...)``: a task that ended ``minutes_ago`` (a result, with a poster frame)."""
     now = timezone.now()
 
     def make(owner, prompt, minutes_ago=0, state=ModifyTask.State.SUCCEEDED, shared=True):
-        task = ModifyTask(
-            owner=owner, prompt=prompt, source_kind=ModifyTask.Source.URL, source_url="https://example.com/a.mp4",
-            state=state, shared=shared, created_at=now - timedelta(minutes=minutes_ago + 5),
-            finished_at=now - timedelta(minutes=minutes_ago),
-        )
-        if state == ModifyTask.State.SUCCEEDED:
-            with open(poster_jpeg, "rb") as fh:
-                task.poster.save("poster.jpg", File(fh), save=False)
-        task.save()
+        task = make_task(owner, state, prompt=prompt, shared=shared, created_at=now - timedelta(minutes=minutes_ago + 5),
+                         result=video if state == ModifyTask.State.SUCCEEDED else None)
+        if task.is_terminal:
+            backdate(task, finished_at=now - timedelta(minutes=minutes_ago))
         return task
 
     return make

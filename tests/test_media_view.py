@@ -3,10 +3,9 @@ ranges so that a <video> element can seek."""
 
 import pytest
 from django.conf import settings as django_settings
-from django.core.files import File
-from django.utils import timezone
 
 from modify.models import ModifyTask
+from tests.factories import make_task
 
 pytestmark = pytest.mark.django_db
 
@@ -15,13 +14,7 @@ pytestmark = pytest.mark.django_db
 def archived(member, clip):
     """``(url, bytes)`` of a succeeded task's archived result video."""
     video = clip(seconds=1)
-    task = ModifyTask(
-        owner=member, prompt="a snowy winter night", source_kind=ModifyTask.Source.UPLOAD,
-        state=ModifyTask.State.SUCCEEDED, finished_at=timezone.now(),
-    )
-    with open(video, "rb") as fh:
-        task.result_file.save("result.mp4", File(fh), save=False)
-    task.save()
+    task = make_task(member, ModifyTask.State.SUCCEEDED, result=video)
     return task.result_file.url, video.read_bytes()
 
 
@@ -143,12 +136,13 @@ def test_a_reversed_range_is_ignored_and_the_whole_file_sent(signed_in, archived
     assert body(response) == data
 
 
-def test_files_of_a_teammates_hidden_task_are_not_served(client, archived, django_user_model):
+def test_files_of_a_teammates_hidden_task_are_not_served(client, archived, member, other):
     url, data = archived
-    ModifyTask.objects.update(shared=False)
-    client.force_login(django_user_model.objects.create_user("ivan"))
+    task = ModifyTask.objects.get()
+    task.set_shared(False, by=member)
+    client.force_login(other)
     response = client.get(url)
     assert response.status_code == 404
     assert data[:64] not in body(response)
-    ModifyTask.objects.update(shared=True)
+    task.set_shared(True, by=member)
     assert client.get(url).status_code == 200

@@ -305,3 +305,33 @@ def test_a_retried_url_sending_keeps_the_source_it_fetched(url_task, inject_faul
     assert task.state == State.GENERATING
     assert task.source_file.name == kept and fetches == [url_task.source_url]
     assert kinds(task) == ["created", "claim", "source_kept", "retry_later", "claim", "accepted"]
+
+
+@pytest.mark.parametrize("kind", ["url", "upload"])
+def test_a_task_staff_stop_while_it_is_being_sent_is_not_generated(app, owner, clip, monkeypatch, kind):
+    """Staff stop it during the source check or the upload: no credit is spent, no copy is kept."""
+    from sandbox.models import Task as SandboxTask
+
+    source = clip(seconds=1)
+    task = url_task_for(owner, public_url(app, source)) if kind == "url" else make_task(owner, upload=source)
+    step = "validate_video" if kind == "url" else "_public_video_url"
+    real_step = getattr(sending, step)
+
+    def stopped_meanwhile(*args, **kwargs):
+        ModifyTask.objects.get(pk=task.pk).fail("Stopped by staff (sam).", actor=Actor.STAFF)
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(sending, step, stopped_meanwhile)
+    task = send(task)
+    assert (task.state, task.error_message) == (State.FAILED, "Stopped by staff (sam).")
+    assert not SandboxTask.objects.exists()
+    assert kinds(task) == ["created", "claim", "fail"]
+    if kind == "url":
+        assert not task.source_file and not list(_stored_sources(task))
+
+
+def _stored_sources(task):
+    from django.core.files.storage import default_storage
+
+    folder = f"sources/{task.created_at:%Y/%m}/{task.pk}"
+    return default_storage.listdir(folder)[1] if default_storage.exists(folder) else []

@@ -1,7 +1,8 @@
 """GET /tasks/<id>/status/: the live status card the studio polls every few seconds.
 
 It only reads the database, and once the task is finished it answers 286 so htmx
-stops polling."""
+stops polling. A live task's card shows its ``status_note``; only a failed one shows
+``error_message``, with the way forward (try again, or the new attempt once made)."""
 
 import re
 from datetime import timedelta
@@ -9,23 +10,18 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from modify import failures, intake
 from modify.models import ModifyTask
+from tests.factories import make_member, make_task
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
+S = ModifyTask.State
 
 
-def make_task(owner, state, **fields):
-    now = timezone.now()
-    return ModifyTask.objects.create(
-        owner=owner,
-        prompt="a snowy winter night",
-        source_kind=ModifyTask.Source.URL,
-        source_url="https://example.com/clip.mp4",
-        state=state,
-        created_at=now - timedelta(seconds=75),
-        **fields,
-    )
+def task_of(owner, state, **fields):
+    """A task of ``owner`` in ``state``, created 75 seconds ago."""
+    return make_task(owner, state, created_at=timezone.now() - timedelta(seconds=75), **fields)
 
 
 def status(client, task, htmx=True):
@@ -33,7 +29,7 @@ def status(client, task, htmx=True):
 
 
 def test_an_in_flight_task_keeps_polling(signed_in, member):
-    task = make_task(member, ModifyTask.State.GENERATING, generating_at=timezone.now())
+    task = task_of(member, S.GENERATING)
     response = status(signed_in, task)
     assert response.status_code == 200
     card = response.content.decode()
@@ -46,20 +42,36 @@ def test_an_in_flight_task_keeps_polling(signed_in, member):
     assert '<li class="done">Queued</li>' in card
     assert '<li class="done">Submitting</li>' in card
     assert '<li class="current">Generating</li>' in card
-    assert '<li class="">Archiving</li>' in card
+    assert '<li>Archiving</li>' in card  # a step not reached has no class
+    assert '<p class="note">' not in card and '<p class="error">' not in card
     assert "<html" not in card
 
 
 def test_a_retry_reason_is_shown_while_queued(signed_in, member):
-    task = make_task(member, ModifyTask.State.QUEUED, error_message="The provider is busy; trying again shortly.")
+    task = task_of(member, S.SUBMITTING)
+    reason = "The provider is busy."
+    assert task.retry_later(30, reason, failures.sentence("waiting_to_retry", reason=reason))
+    assert task.state == S.QUEUED and task.error_message == ""
     card = status(signed_in, task).content.decode()
-    assert '<p class="note">The provider is busy; trying again shortly.</p>' in card
+    assert '<p class="note">Waiting to retry: The provider is busy.</p>' in card
+    assert '<p class="error">' not in card  # error_message is only a failure's reason
+    assert '<li class="current">Queued</li>' in card
     assert 'hx-get="' in card
 
 
-@pytest.mark.parametrize("state", [ModifyTask.State.SUCCEEDED, ModifyTask.State.FAILED])
+def test_an_unconfirmed_task_says_what_it_waits_for(signed_in, member):
+    task = task_of(member, S.UNCONFIRMED)
+    card = status(signed_in, task).content.decode()
+    assert '<span class="phase">Awaiting the provider</span>' in card
+    assert f'<p class="note">{task.status_note}</p>' in card and task.status_note
+    # Shown as still submitting on the progress strip.
+    assert '<li class="done">Queued</li>' in card and '<li class="current">Submitting</li>' in card
+    assert 'hx-get="' in card
+
+
+@pytest.mark.parametrize("state", [S.SUCCEEDED, S.FAILED])
 def test_a_finished_task_stops_htmx_polling(signed_in, member, state):
-    task = make_task(member, state, finished_at=timezone.now())
+    task = task_of(member, state)
     response = status(signed_in, task)
     assert response.status_code == 286
     card = response.content.decode()
@@ -70,7 +82,7 @@ def test_a_finished_task_stops_htmx_polling(signed_in, member, state):
 
 
 def test_without_htmx_a_finished_card_is_a_plain_200(signed_in, member):
-    task = make_task(member, ModifyTask.State.SUCCEEDED, finished_at=timezone.now())
+    task = task_of(member, S.SUCCEEDED)
     response = status(signed_in, task, htmx=False)
     assert response.status_code == 200
     assert re.search(r'<span class="phase">Done</span>\s+after <span class="elapsed">1m 1[45]s</span>', response.content.decode())
@@ -78,29 +90,35 @@ def test_without_htmx_a_finished_card_is_a_plain_200(signed_in, member):
 
 def test_a_failed_task_shows_why(signed_in, member):
     message = "The provider account is out of credits. Ask staff to top it up."
-    task = make_task(
-        member, ModifyTask.State.FAILED, failed_stage="submitting", error_code=402, error_message=message,
-        finished_at=timezone.now(),
-    )
+    task = task_of(member, S.FAILED, failed_stage=S.SUBMITTING, error_code=402, error=message)
     card = status(signed_in, task).content.decode()
     assert '<span class="phase">Failed</span>' in card
     assert f'<p class="error">{message}</p>' in card
+    assert '<p class="note">' not in card
+    assert f'<form method="post" action="/tasks/{task.pk}/retry/">' in card and "Try again" in card
+
+
+def test_a_failed_task_that_was_retried_links_the_new_attempt(signed_in, member):
+    task = task_of(member, S.FAILED)
+    again = intake.retry(task, by=member)
+    card = status(signed_in, task).content.decode()
+    assert f'<a class="note" href="/tasks/{again.pk}/">See the new attempt</a>' in card
+    assert "/retry/" not in card and "Try again" not in card
 
 
 def test_the_card_costs_at_most_three_queries(signed_in, member, django_assert_max_num_queries):
-    task = make_task(member, ModifyTask.State.GENERATING)
+    task = task_of(member, S.GENERATING)
     with django_assert_max_num_queries(3):
         assert status(signed_in, task).status_code == 200
 
 
-def test_another_members_task_is_not_found_even_when_shared(signed_in, django_user_model):
-    other = django_user_model.objects.create_user("ivan")
-    task = make_task(other, ModifyTask.State.GENERATING, shared=True)
-    assert status(signed_in, task).status_code == 404
+def test_another_members_task_is_not_found_even_when_shared(signed_in, other):
+    for task in (task_of(other, S.GENERATING, shared=True), task_of(other, S.SUCCEEDED, shared=True)):
+        assert status(signed_in, task).status_code == 404
 
 
 def test_anonymous_is_sent_to_sign_in(client, member):
-    task = make_task(member, ModifyTask.State.GENERATING)
+    task = task_of(member, S.GENERATING)
     response = status(client, task, htmx=False)
     assert response.status_code == 302
     assert response["Location"] == f"/accounts/login/?next=/tasks/{task.pk}/status/"
@@ -108,14 +126,12 @@ def test_anonymous_is_sent_to_sign_in(client, member):
 
 
 def test_only_get_is_allowed(signed_in, member):
-    task = make_task(member, ModifyTask.State.GENERATING)
+    task = task_of(member, S.GENERATING)
     assert signed_in.post(f"/tasks/{task.pk}/status/").status_code == 405
 
 
-@pytest.mark.django_db
-def test_an_expired_session_sends_the_whole_page_to_sign_in(client, django_user_model):
-    owner = django_user_model.objects.create_user("olga")
-    task = ModifyTask.objects.create(owner=owner, prompt="p", source_kind="url", source_url="https://x/a.mp4")
+def test_an_expired_session_sends_the_whole_page_to_sign_in(client):
+    task = make_task(make_member("olga"))
     response = client.get(
         f"/tasks/{task.pk}/status/", headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/?page=2"}
     )
@@ -125,10 +141,9 @@ def test_an_expired_session_sends_the_whole_page_to_sign_in(client, django_user_
     assert response.content == b""
 
 
-@pytest.mark.django_db
 @pytest.mark.parametrize("current_url", [None, "https://elsewhere.example/phish"])
 def test_without_a_page_of_ours_to_return_to_sign_in_has_no_next(client, member, current_url):
-    task = ModifyTask.objects.create(owner=member, prompt="p", source_kind="url", source_url="https://x/a.mp4")
+    task = make_task(member)
     headers = {"HX-Request": "true"} | ({"HX-Current-URL": current_url} if current_url else {})
     response = client.get(f"/tasks/{task.pk}/status/", headers=headers)
     assert response["HX-Redirect"] == "/accounts/login/"

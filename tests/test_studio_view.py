@@ -3,6 +3,7 @@
 import pytest
 
 from modify.models import ModifyTask
+from tests.factories import make_task
 
 pytestmark = pytest.mark.django_db
 
@@ -13,15 +14,16 @@ def test_anonymous_is_sent_to_sign_in(client):
 
 
 def test_shows_the_form_and_only_my_tasks(signed_in, member, other):
-    mine = ModifyTask.objects.create(owner=member, prompt="my snowy night", source_kind="url")
-    ModifyTask.objects.create(owner=other, prompt="their sunset", source_kind="url")
+    mine = make_task(member, prompt="my snowy night")
+    make_task(other, prompt="their sunset")
     page = signed_in.get("/").content.decode()
-    assert 'id="submit-form"' in page
+    assert 'id="task-form"' in page
+    assert '<form id="task-form" method="post" action="/tasks/"' in page  # posts to "task-create"
     assert f'id="task-{mine.pk}"' in page and "their sunset" not in page
 
 
 def test_older_tasks_are_a_page_away(signed_in, member):
-    tasks = [ModifyTask.objects.create(owner=member, prompt=f"task {i}", source_kind="url") for i in range(31)]
+    tasks = [make_task(member, prompt=f"task {i}") for i in range(31)]
     first = signed_in.get("/").content.decode()
     assert f'id="task-{tasks[-1].pk}"' in first and f'id="task-{tasks[0].pk}"' not in first
     assert 'href="?page=2"' in first
@@ -36,11 +38,18 @@ def test_an_empty_studio_says_what_will_appear(signed_in):
 @pytest.mark.parametrize("remix", ["unshared", "running", "not-a-uuid"])
 def test_a_remix_link_that_cannot_be_used_says_why(signed_in, member, other, remix):
     tasks = {
-        "unshared": lambda: ModifyTask.objects.create(owner=other, prompt="p", source_kind="url", state="succeeded", shared=False),
-        "running": lambda: ModifyTask.objects.create(owner=member, prompt="p", source_kind="url", state="generating"),
+        "unshared": lambda: make_task(other, ModifyTask.State.SUCCEEDED, shared=False),
+        "running": lambda: make_task(member, ModifyTask.State.GENERATING),
     }
     remix_id = tasks[remix]().pk if remix in tasks else remix
     page = signed_in.get(f"/?remix={remix_id}").content.decode()
     assert "That result cannot be remixed" in page
     assert 'name="remix_of"' not in page
     assert "That result cannot be remixed" not in signed_in.get("/").content.decode()
+
+
+def test_a_usable_remix_link_prefills_the_form(signed_in, other):
+    shared = make_task(other, ModifyTask.State.SUCCEEDED, prompt="a shared winter night", shared=True)
+    page = signed_in.get(f"/?remix={shared.pk}").content.decode()
+    assert f'<input type="hidden" name="remix_of" value="{shared.pk}">' in page
+    assert "a shared winter night" in page and "That result cannot be remixed" not in page

@@ -1,38 +1,43 @@
-"""The every-minute schedule (modify.jobs.poll_due_tasks) against the sandbox over real HTTP."""
+"""The every-minute sweep (modify.sweep.sweep, run as modify.jobs.sweep) against the sandbox over real HTTP."""
 
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import User
 from django.utils import timezone
 from django_q.models import Schedule
 
-from modify.jobs import poll_due_tasks
-from modify.models import ModifyTask
-from modify.schedules import POLL_SCHEDULE_NAME, ensure_poll_schedule
+from modify import jobs
+from modify.models import ApiKey, ModifyTask, TaskEvent
+from modify.schedules import SWEEP_FUNC, SWEEP_SCHEDULE_NAME, ensure_sweep_schedule
+from modify.states import Actor
+from modify.sweep import LOST_SENDING_AFTER, sweep, worker_gave_up_after
 from sandbox.models import Account
 from sandbox.models import Task as SandboxTask
+from tests.factories import backdate, make_member, make_task
+
+S = ModifyTask.State
 
 
 @pytest.fixture
 def owner(transactional_db):
-    return User.objects.create_user("lee")
+    return make_member("lee")
 
 
-def generating_task(owner, flag=0, **fields):
-    """A task the sandbox knows, still in flight (no job runs for it) unless ``flag`` says otherwise."""
+def generating_task(owner, flag=0, **moments):
+    """A task the sandbox knows, still in flight (no job runs for it) unless ``flag`` says otherwise,
+    due for a poll; ``moments`` move its lifecycle timestamps."""
     upstream = SandboxTask.objects.create(
         account=Account.for_key("sandbox-key"), prompt="p", video_url="http://x/a.mp4", base_url="http://x",
         source="sandbox/none.mp4", success_flag=flag, error_code=501 if flag == 3 else None,
         error_message="the model gave up" if flag == 3 else "",
     )
-    now = timezone.now()
-    defaults = dict(generating_at=now, next_poll_at=now - timedelta(seconds=1))
-    return ModifyTask.objects.create(
-        owner=owner, prompt="p", source_kind="url", source_url="http://x/a.mp4",
-        state=ModifyTask.State.GENERATING, provider_task_id=upstream.task_id, is_sandbox=True,
-        **{**defaults, **fields},
-    )
+    task = make_task(owner, S.GENERATING, provider_task_id=upstream.task_id)
+    return backdate(task, **{"next_poll_at": timezone.now() - timedelta(seconds=1), **moments})
+
+
+def polls(task):
+    """The details of the task's "poll" events, in order."""
+    return list(TaskEvent.objects.filter(task_id=task.pk, kind="poll").order_by("created_at", "id").values_list("detail", flat=True))
 
 
 def test_a_pending_task_is_polled_with_a_growing_interval(app, owner, settings):
@@ -40,159 +45,187 @@ def test_a_pending_task_is_polled_with_a_growing_interval(app, owner, settings):
     task = generating_task(owner)
     intervals = []
     for _ in range(5):
-        ModifyTask.objects.filter(pk=task.pk).update(next_poll_at=timezone.now() - timedelta(seconds=1))
-        assert poll_due_tasks()["polled"] == 1
+        backdate(task, next_poll_at=timezone.now() - timedelta(seconds=1))
+        assert sweep()["polled"] == 1
         task.refresh_from_db()
         intervals.append((task.next_poll_at - task.last_polled_at).total_seconds())
-    assert task.state == ModifyTask.State.GENERATING and task.poll_count == 5
+    assert task.state == S.GENERATING and task.poll_count == 5
     assert all(interval >= 30 for interval in intervals), intervals  # never faster than the provider asks
     assert intervals[-1] > intervals[0]
     assert max(intervals) <= settings.LUMA_POLL_MAX_INTERVAL_SECONDS * 1.2
+    # Each poll logs the provider's answer, by the provider, without moving the task.
+    assert polls(task) == ["successFlag 0 (generating)"] * 5
+    event = TaskEvent.objects.filter(task_id=task.pk, kind="poll").last()
+    assert (event.actor, event.from_state, event.to_state) == (Actor.PROVIDER, S.GENERATING, S.GENERATING)
+    assert task.timeline()[-1][1:] == ("Asked the provider: successFlag 0 (generating)", 5)
 
 
 def test_tasks_not_yet_due_are_left_alone(app, owner):
     task = generating_task(owner, next_poll_at=timezone.now() + timedelta(minutes=5))
-    assert poll_due_tasks()["polled"] == 0
+    assert sweep()["polled"] == 0
     task.refresh_from_db()
     assert task.poll_count == 0
+    assert polls(task) == []
 
 
 def test_a_failed_generation_becomes_failed_with_the_providers_reason(app, owner):
     task = generating_task(owner, flag=3)
-    poll_due_tasks()
+    jobs.sweep()  # the scheduled job runs the same sweep
     task.refresh_from_db()
-    assert task.state == ModifyTask.State.FAILED and task.failed_stage == ModifyTask.State.GENERATING
+    assert task.state == S.FAILED and task.failed_stage == S.GENERATING
     assert task.error_code == 501 and "the model gave up" in task.error_message
+    assert polls(task) == ["successFlag 3 (generation failed)"]
+    assert task.events.last().kind == "fail"
 
 
 def test_a_task_the_provider_forgot_fails_and_does_not_stop_the_others(app, owner):
-    lost = generating_task(owner)
-    ModifyTask.objects.filter(pk=lost.pk).update(provider_task_id="f" * 32)
+    lost = make_task(owner, S.GENERATING, provider_task_id="f" * 32)  # a task id the sandbox never issued
+    backdate(lost, next_poll_at=timezone.now() - timedelta(seconds=1))
     pending = generating_task(owner)
-    assert poll_due_tasks()["polled"] == 2
+    assert sweep()["polled"] == 2
     lost.refresh_from_db()
     pending.refresh_from_db()
-    assert lost.state == ModifyTask.State.FAILED and "no longer knows this task" in lost.error_message
-    assert pending.state == ModifyTask.State.GENERATING and pending.poll_count == 1
+    assert lost.state == S.FAILED and "no longer knows this task" in lost.error_message
+    assert pending.state == S.GENERATING and pending.poll_count == 1
+    [lost_answer] = polls(lost)
+    assert "NotFoundError" in lost_answer and "giving up" in lost_answer
+    assert polls(pending) == ["successFlag 0 (generating)"]
 
 
 def test_gives_up_after_the_maximum_wait(app, owner, settings):
     settings.LUMA_MAX_WAIT_SECONDS = 600
     task = generating_task(owner, generating_at=timezone.now() - timedelta(seconds=601))
-    poll_due_tasks()
+    sweep()
     task.refresh_from_db()
-    assert task.state == ModifyTask.State.FAILED
+    assert task.state == S.FAILED
     assert "did not finish within 10 minutes" in task.error_message
+    assert polls(task) == []  # gave up without asking
 
 
 def test_a_rate_limited_poll_keeps_the_task_and_pushes_it_back(app, owner, inject_faults):
     inject_faults("rate_limit:1")
     task = generating_task(owner)
-    poll_due_tasks()
+    sweep()
     task.refresh_from_db()
-    assert task.state == ModifyTask.State.GENERATING
+    assert task.state == S.GENERATING
     assert task.next_poll_at > timezone.now()
+    [answer] = polls(task)
+    assert "will ask again" in answer and "successFlag" not in answer
 
 
-def test_due_retries_and_lost_submissions_are_enqueued_once_and_their_jobs_can_claim(owner, monkeypatch):
+def test_due_retries_and_lost_sendings_are_enqueued_once_and_their_jobs_can_claim(owner, monkeypatch):
     enqueued = []
-    monkeypatch.setattr("modify.jobs.enqueue_submit", lambda task: enqueued.append(task.pk))
-    old = timezone.now() - timedelta(minutes=5)
-    lost = ModifyTask.objects.create(
-        owner=owner, prompt="p", source_kind="url", source_url="http://x", created_at=old, updated_at=old
-    )
-    retried = ModifyTask.objects.create(owner=owner, prompt="p", source_kind="url", source_url="http://x")
-    assert retried.claim_for_submission() and retried.retry_submission(20, reason="Waiting to retry")
-    a_while_ago = timezone.now() - timedelta(seconds=30)  # the 20 s have passed
-    ModifyTask.objects.filter(pk=retried.pk).update(updated_at=a_while_ago, next_submit_at=a_while_ago + timedelta(seconds=20))
-    ModifyTask.objects.create(owner=owner, prompt="p", source_kind="url", source_url="http://x")  # fresh: neither due nor lost
-    assert poll_due_tasks()["requeued"] == 2
+    monkeypatch.setattr("modify.enqueue.send_to_provider", lambda task: enqueued.append(task.pk))
+    lost = make_task(owner, created_at=timezone.now() - timedelta(minutes=5))  # its first job never ran
+    retried = make_task(owner)
+    assert retried.claim() and retried.retry_later(20, reason="HTTP 503", note="Waiting to retry: the provider is busy")
+    backdate(retried, next_submit_at=timezone.now() - timedelta(seconds=10))  # the 20 s have passed
+    make_task(owner)  # fresh: neither due nor lost
+    assert sweep()["requeued"] == 2
     assert sorted(enqueued) == sorted([lost.pk, retried.pk])
-    assert poll_due_tasks()["requeued"] == 0  # not enqueued again a minute later
+    assert sweep()["requeued"] == 0  # not enqueued again a minute later
+    assert len(enqueued) == 2
+    for task in (lost, retried):
+        assert [event.kind for event in task.events.all()][-1] == "requeue"
     # The jobs the sweep enqueued can claim their tasks (the sweep did not push them out of reach).
-    assert lost.claim_for_submission() and retried.claim_for_submission()
+    lost.refresh_from_db()
+    retried.refresh_from_db()
+    assert lost.claim() and retried.claim()
 
 
-def test_a_submission_no_worker_took_is_enqueued_again_after_a_while(owner, monkeypatch):
+def test_a_sending_no_worker_took_is_enqueued_again_after_a_while(owner, monkeypatch):
     enqueued = []
-    monkeypatch.setattr("modify.jobs.enqueue_submit", lambda task: enqueued.append(task.pk))
-    old = timezone.now() - timedelta(minutes=5)
-    task = ModifyTask.objects.create(
-        owner=owner, prompt="p", source_kind="url", source_url="http://x", created_at=old, updated_at=old
-    )
-    poll_due_tasks()
-    ModifyTask.objects.filter(pk=task.pk).update(updated_at=timezone.now() - timedelta(minutes=3))
-    poll_due_tasks()
+    monkeypatch.setattr("modify.enqueue.send_to_provider", lambda task: enqueued.append(task.pk))
+    task = make_task(owner, created_at=timezone.now() - timedelta(minutes=5))
+    sweep()
+    sweep()  # enqueued just now: left alone
+    assert enqueued == [task.pk]
+    backdate(task, enqueued_at=timezone.now() - LOST_SENDING_AFTER - timedelta(minutes=1))
+    sweep()
     assert enqueued == [task.pk, task.pk]
 
 
 def test_an_archive_interrupted_by_a_dead_worker_is_polled_and_archived_again(owner, monkeypatch):
-    monkeypatch.setattr("modify.lifecycle.poll", lambda task, due_only: task)  # the poll itself is tested above
+    polled = []
+    monkeypatch.setattr("modify.polling.poll", lambda task, due_only=False: polled.append(task.pk) or True)
     long_ago = timezone.now() - timedelta(hours=2)
-    archiving = ModifyTask.objects.create(
-        owner=owner, prompt="p", source_kind="url", state=ModifyTask.State.ARCHIVING, archiving_at=long_ago,
-        generating_at=long_ago, updated_at=long_ago,
-    )
-    fresh = ModifyTask.objects.create(
-        owner=owner, prompt="p", source_kind="url", state=ModifyTask.State.ARCHIVING, archiving_at=timezone.now()
-    )
-    assert poll_due_tasks()["recovered"] == 1
+    archiving = backdate(make_task(owner, S.ARCHIVING), archiving_at=long_ago, generating_at=long_ago, updated_at=long_ago)
+    fresh = make_task(owner, S.ARCHIVING)
+    assert sweep()["recovered"] == 1
     archiving.refresh_from_db()
     fresh.refresh_from_db()
-    assert archiving.state == ModifyTask.State.GENERATING and archiving.next_poll_at <= timezone.now()
-    assert fresh.state == ModifyTask.State.ARCHIVING
+    assert archiving.state == S.GENERATING and archiving.next_poll_at <= timezone.now()
+    assert archiving.archiving_at == long_ago  # the maximum wait still counts from the first archiving
+    assert archiving.events.last().kind == "resume_archiving"
+    assert fresh.state == S.ARCHIVING
+    assert polled == [archiving.pk]  # polled in the same sweep (the poll confirms, then archives again)
 
 
 @pytest.mark.parametrize(
-    "waiting_for_callback, message",
-    [(False, "worker handling this task stopped"), (True, "never confirmed this task, nor called back")],
+    "state, moments, message",
+    [
+        # A worker claimed it and died before generate answered or failed.
+        (S.SUBMITTING, {"submitting_at": "long_ago"}, "worker handling this task stopped"),
+        # Generate was not answered, and no callback came by the deadline.
+        (S.UNCONFIRMED, {"submitting_at": "long_ago", "callback_deadline": "past"},
+         "never confirmed this task, nor called back"),
+    ],
+    ids=["worker-died", "never-confirmed"],
 )
-def test_a_submission_that_never_came_back_fails_visibly(owner, waiting_for_callback, message):
-    long_ago = timezone.now() - timedelta(hours=2)
-    task = ModifyTask.objects.create(
-        owner=owner, prompt="p", source_kind="url", state=ModifyTask.State.SUBMITTING, submitting_at=long_ago,
-        next_submit_at=long_ago + timedelta(hours=1) if waiting_for_callback else None,
-    )
-    assert poll_due_tasks()["abandoned"] == 1
+def test_a_sending_that_never_came_back_fails_visibly(owner, state, moments, message):
+    times = {"long_ago": timezone.now() - timedelta(hours=2), "past": timezone.now() - timedelta(minutes=1)}
+    task = backdate(make_task(owner, state), **{field: times[when] for field, when in moments.items()})
+    assert sweep()["abandoned"] == 1
     task.refresh_from_db()
-    assert task.state == ModifyTask.State.FAILED and task.failed_stage == ModifyTask.State.SUBMITTING
+    assert task.state == S.FAILED and task.failed_stage == state
     assert message in task.error_message
+    assert task.status_note == ""
+    event = task.events.last()
+    assert (event.kind, event.from_state, event.actor) == ("fail", state, Actor.SYSTEM)
+    assert sweep()["abandoned"] == 0  # failed once
 
 
-def test_a_submission_waiting_for_its_callback_is_left_alone_until_its_deadline(owner):
-    long_ago = timezone.now() - timedelta(hours=2)
-    task = ModifyTask.objects.create(
-        owner=owner, prompt="p", source_kind="url", state=ModifyTask.State.SUBMITTING, submitting_at=long_ago,
-        next_submit_at=timezone.now() + timedelta(minutes=10),
-    )
-    assert poll_due_tasks()["abandoned"] == 0
+def test_a_sending_is_only_abandoned_after_the_worker_timeout(owner):
+    task = backdate(make_task(owner, S.SUBMITTING),
+                    submitting_at=timezone.now() - worker_gave_up_after() + timedelta(minutes=1))
+    assert sweep()["abandoned"] == 0
     task.refresh_from_db()
-    assert task.state == ModifyTask.State.SUBMITTING
+    assert task.state == S.SUBMITTING
+
+
+def test_an_unconfirmed_task_is_left_alone_until_its_deadline(owner):
+    long_ago = timezone.now() - timedelta(hours=2)
+    task = backdate(make_task(owner, S.UNCONFIRMED), submitting_at=long_ago,
+                    callback_deadline=timezone.now() + timedelta(minutes=10))
+    assert sweep()["abandoned"] == 0
+    task.refresh_from_db()
+    assert task.state == S.UNCONFIRMED
+    assert task.status_note == "waiting for its callback"
 
 
 def test_the_schedule_runs_every_minute_and_is_created_once(transactional_db):
-    ensure_poll_schedule(Schedule)
-    ensure_poll_schedule(Schedule)
-    schedule = Schedule.objects.get(name=POLL_SCHEDULE_NAME)
-    assert (schedule.func, schedule.schedule_type, schedule.minutes) == ("modify.jobs.poll_due_tasks", "I", 1)
+    ensure_sweep_schedule(Schedule)
+    ensure_sweep_schedule(Schedule)
+    schedule = Schedule.objects.get(name=SWEEP_SCHEDULE_NAME)
+    assert (schedule.func, schedule.schedule_type, schedule.minutes) == ("modify.jobs.sweep", "I", 1)
+    assert SWEEP_FUNC == "modify.jobs.sweep" and callable(jobs.sweep)
 
 
 def test_a_task_is_polled_with_the_key_that_created_it_even_after_staff_add_another(app, owner):
-    from modify.models import ApiKey
-
     task = generating_task(owner)  # created with the sandbox's own key (no admin key then)
     later = ApiKey(label="team key added later")
     later.secret = "a-key-of-another-account"
     later.save()
-    poll_due_tasks()
+    sweep()
     task.refresh_from_db()
-    assert task.state == ModifyTask.State.GENERATING and task.poll_count == 1, task.error_message
+    assert task.state == S.GENERATING and task.poll_count == 1, task.error_message
+    assert polls(task) == ["successFlag 0 (generating)"]
 
 
 def test_a_sandbox_task_fails_clearly_once_the_app_talks_to_the_real_provider(app, owner, settings):
     task = generating_task(owner)
     settings.LUMA_API_BASE = "http://127.0.0.1:9"  # configured for another provider now
-    poll_due_tasks()
+    sweep()
     task.refresh_from_db()
-    assert task.state == ModifyTask.State.FAILED
+    assert task.state == S.FAILED
     assert "started with the built-in sandbox, which the app no longer talks to" in task.error_message

@@ -1,108 +1,179 @@
-"""ModifyTask's transitions: each is a conditional UPDATE, so the right state moves once and
-the wrong state (or a second racer) changes nothing."""
+"""ModifyTask's named moves: each is a conditional UPDATE through ``ModifyTask.transition``, so the
+right state moves once and logs one event, and the wrong state (or a stale copy, or a second racer)
+changes nothing and logs nothing."""
 
 from datetime import timedelta
 
 import pytest
-from django.forms.models import model_to_dict
 from django.utils import timezone
 
-from modify.models import ModifyTask
+from modify.models import ApiKey, ModifyTask, TaskEvent
+from modify.states import TRANSITIONS, Actor
+from tests.factories import RESULT_URL, backdate, make_member, make_task
 
 pytestmark = pytest.mark.django_db
 S = ModifyTask.State
-
-
-@pytest.fixture
-def owner(django_user_model):
-    return django_user_model.objects.create_user("maria")
-
-
-@pytest.fixture
-def make(owner):
-    def make(state=S.QUEUED, **fields):
-        return ModifyTask.objects.create(
-            owner=owner, prompt="a snowy winter night", source_kind="url", source_url="https://example.com/a.mp4",
-            state=state, **fields,
-        )
-
-    return make
+PROVIDER_ID = "a" * 32
+VIDEO_URL = "https://files.example.com/uploads/clip.mp4"
 
 
 def row(task):
-    """Everything stored for the task, fresh from the database."""
+    """Every stored column of the task, fresh from the database."""
     fresh = ModifyTask.objects.get(pk=task.pk)
-    return {**model_to_dict(fresh), "updated_at": fresh.updated_at, "created_at": fresh.created_at}
+    return {field.attname: getattr(fresh, field.attname) for field in fresh._meta.concrete_fields}
+
+
+def events(task):
+    return list(TaskEvent.objects.filter(task_id=task.pk).order_by("created_at", "id"))
+
+
+def in_an_hour():
+    return timezone.now() + timedelta(hours=1)
+
+
+def move(method, *args, **kwargs):
+    """``task.<method>(*args, **kwargs)`` as a parameter (named after the move in test ids)."""
+    def attempt(task):
+        return getattr(task, method)(*args, **kwargs)
+
+    attempt.__name__ = method
+    return attempt
 
 
 # --- Allowed transitions --------------------------------------------------------------------------
 
 
-def test_claim_for_submission_moves_queued_to_submitting_and_counts_the_attempt(make):
-    task = make(next_submit_at=timezone.now())
+def test_claim_moves_queued_to_submitting_and_counts_the_attempt(member):
+    task = backdate(make_task(member), next_submit_at=timezone.now())  # a retry that is due now
     before = timezone.now()
-    assert task.claim_for_submission() is True
+    assert task.claim() is True
     assert task.state == S.SUBMITTING
     assert task.submit_attempts == 1
     assert task.submitting_at >= before and task.updated_at >= before
+    assert task.next_submit_at is None  # only a queued retry has one
     assert ModifyTask.objects.get(pk=task.pk).state == S.SUBMITTING
 
 
-def test_retry_submission_puts_it_back_in_the_queue_later(make):
-    task = make()
-    assert task.claim_for_submission() is True
-    assert task.retry_submission(60, reason="The provider is busy.") is True
+def test_retry_later_puts_it_back_in_the_queue_later_with_a_note_for_the_member(member):
+    task = make_task(member)
+    assert task.claim() is True
+    assert task.retry_later(60, reason="HTTP 503", note="Waiting to retry: The provider is busy.") is True
     assert task.state == S.QUEUED
-    assert task.error_message == "The provider is busy."
+    assert task.status_note == "Waiting to retry: The provider is busy."
+    assert task.error_message == ""  # only a failure has an error message
     assert timedelta(seconds=55) < task.next_submit_at - timezone.now() <= timedelta(seconds=60)
-    assert task.claim_for_submission() is False  # not before the retry is due
-    ModifyTask.objects.filter(pk=task.pk).update(next_submit_at=timezone.now())
-    assert task.claim_for_submission() is True
+    assert task.claim() is False  # not before the retry is due
+    backdate(task, next_submit_at=timezone.now())
+    assert task.claim() is True
     assert task.submit_attempts == 2  # the retry counts as a second attempt
+    assert task.status_note == ""  # the note spoke of the queued state
 
 
-def test_mark_generating_books_the_first_poll(make, settings):
+def test_accepted_books_the_first_poll_and_no_old_retry_note_remains(member, settings):
     settings.LUMA_POLL_FIRST_SECONDS = 30
-    task = make(S.SUBMITTING, error_message="The provider is busy.")
-    assert task.mark_generating("a" * 32) is True
+    key = ApiKey(label="team key")
+    key.secret = "a-team-secret-1234"
+    key.save()
+    task = make_task(member)
+    assert task.claim() and task.retry_later(1, reason="HTTP 503", note="Waiting to retry: The provider is busy.")
+    backdate(task, next_submit_at=timezone.now())
+    assert task.claim() is True
+    assert task.accepted(PROVIDER_ID, key, VIDEO_URL) is True
     assert task.state == S.GENERATING
-    assert task.provider_task_id == "a" * 32
-    assert task.error_message == ""  # an old retry note no longer applies
+    assert (task.provider_task_id, task.api_key, task.provider_video_url) == (PROVIDER_ID, key, VIDEO_URL)
+    assert (task.status_note, task.error_message) == ("", "")  # an old retry note no longer applies
     assert task.next_poll_at - task.generating_at == timedelta(seconds=30)
+    assert task.next_submit_at is None and task.callback_deadline is None
 
 
-def test_record_poll_counts_and_books_the_next_one(make):
-    task = make(S.GENERATING)
+def test_no_answer_waits_unconfirmed_for_the_callback_which_adopts_it(member):
+    """Generate was sent and not answered: never resent, the callback names the provider's task."""
+    task = make_task(member, S.SUBMITTING)
+    deadline = in_an_hour()
+    assert task.no_answer(deadline, None, VIDEO_URL, "The provider did not answer in time; waiting for its callback.")
+    assert task.state == S.UNCONFIRMED
+    assert task.callback_deadline == deadline
+    assert task.next_submit_at is None  # no longer the marker of this phase
+    assert task.status_note == "The provider did not answer in time; waiting for its callback."
+    assert task.error_message == ""
+    assert task.claim() is False  # never sent again
+    before = timezone.now()
+    assert task.adopt(PROVIDER_ID) is True
+    assert (task.state, task.provider_task_id) == (S.GENERATING, PROVIDER_ID)
+    assert before <= task.next_poll_at <= timezone.now()  # polled at once, to confirm
+    assert task.callback_deadline is None and task.status_note == ""
+
+
+def test_requeue_marks_the_enqueue_and_only_one_sweep_wins(member):
+    task = make_task(member)
+    other_sweep = ModifyTask.objects.get(pk=task.pk)
+    now = timezone.now()
+    assert task.requeue(now) is True
+    assert (task.state, task.enqueued_at) == (S.QUEUED, now)
+    assert other_sweep.requeue(timezone.now()) is False  # it read the task before the first enqueue
+    assert ModifyTask.objects.get(pk=task.pk).enqueued_at == now
+    assert task.claim() is True  # the enqueued job can still claim it
+
+
+def test_keep_source_remembers_a_fetched_url_source(member):
+    task = make_task(member, S.SUBMITTING)
+    assert task.keep_source("sources/kept/clip.mp4", 2.5) is True
+    stored = ModifyTask.objects.get(pk=task.pk)
+    assert (stored.state, stored.source_file.name, stored.source_duration) == (S.SUBMITTING, "sources/kept/clip.mp4", 2.5)
+
+
+def test_book_poll_counts_and_books_the_next_one(member):
+    task = make_task(member, S.GENERATING)
     later = timezone.now() + timedelta(minutes=2)
-    assert task.record_poll(later) is True
-    assert task.record_poll(later) is True
+    assert task.book_poll(later) is True
+    assert task.book_poll(later) is True
     assert (task.state, task.poll_count, task.next_poll_at) == (S.GENERATING, 2, later)
     assert task.last_polled_at is not None
 
 
-def test_start_archiving_then_succeed(make):
-    task = make(S.GENERATING)
-    assert task.start_archiving("https://files.example.com/result.mp4") is True
-    assert (task.state, task.result_url) == (S.ARCHIVING, "https://files.example.com/result.mp4")
+def test_book_poll_due_only_claims_a_due_poll_once(member):
+    task = backdate(make_task(member, S.GENERATING), next_poll_at=timezone.now() - timedelta(seconds=1))
+    other_sweep = ModifyTask.objects.get(pk=task.pk)
+    later = timezone.now() + timedelta(minutes=2)
+    assert task.book_poll(later, due_only=True) is True
+    assert other_sweep.book_poll(later, due_only=True) is False  # no longer due: the first sweep booked it
+    assert ModifyTask.objects.get(pk=task.pk).poll_count == 1
+
+
+def test_result_found_then_archived(member):
+    task = make_task(member, S.GENERATING)
+    assert task.result_found(RESULT_URL) is True
+    assert (task.state, task.result_url) == (S.ARCHIVING, RESULT_URL)
     assert task.archiving_at is not None and task.finished_at is None
-    assert task.succeed(result_file="results/x/result.mp4", result_duration=2.0, result_width=320) is True
+    assert task.archived(result_file="results/x/result.mp4", result_duration=2.0, result_width=320) is True
     assert task.state == S.SUCCEEDED
     assert task.result_file.name == "results/x/result.mp4"
     assert (task.result_duration, task.result_width) == (2.0, 320)
     assert task.finished_at >= task.archiving_at
-    assert task.is_terminal
+    assert task.is_terminal and task.is_succeeded and not task.can_retry
 
 
-@pytest.mark.parametrize("stage", [S.QUEUED, S.SUBMITTING, S.GENERATING, S.ARCHIVING])
-def test_fail_records_the_stage_it_failed_in(make, stage):
-    task = make(stage)
+def test_resume_archiving_polls_again_and_keeps_the_first_archiving_time(member):
+    task = make_task(member, S.ARCHIVING)
+    first_archiving = task.archiving_at
+    assert task.resume_archiving() is True
+    assert task.state == S.GENERATING and task.next_poll_at <= timezone.now()
+    assert task.result_found(RESULT_URL) is True
+    assert task.archiving_at == first_archiving  # the maximum wait counts from the first archiving
+
+
+@pytest.mark.parametrize("stage", [S.QUEUED, S.SUBMITTING, S.UNCONFIRMED, S.GENERATING, S.ARCHIVING])
+def test_fail_records_the_stage_it_failed_in(member, stage):
+    task = make_task(member, stage)
     assert task.fail("The provider rejected the API key.", code=401) is True
     stored = ModifyTask.objects.get(pk=task.pk)
     assert stored.state == S.FAILED
     assert stored.failed_stage == stage
     assert (stored.error_code, stored.error_message) == (401, "The provider rejected the API key.")
+    assert stored.status_note == ""  # a waiting note no longer applies
     assert stored.finished_at is not None
-    assert [label for label, _ in stored.timeline][-1] == "Failed"
+    assert stored.is_failed and stored.is_terminal and stored.can_retry
+    assert stored.timeline()[-1][1] == "Failed: The provider rejected the API key."
 
 
 # --- Wrong states change nothing ----------------------------------------------------------------------
@@ -111,132 +182,298 @@ def test_fail_records_the_stage_it_failed_in(make, stage):
 @pytest.mark.parametrize(
     "state, attempt",
     [
-        (S.SUBMITTING, lambda t: t.claim_for_submission()),
-        (S.GENERATING, lambda t: t.claim_for_submission()),
-        (S.QUEUED, lambda t: t.retry_submission(30)),
-        (S.QUEUED, lambda t: t.mark_generating("a" * 32)),
-        (S.ARCHIVING, lambda t: t.record_poll(timezone.now())),
-        (S.FAILED, lambda t: t.record_poll(timezone.now())),
-        (S.SUBMITTING, lambda t: t.start_archiving("https://e.com/r.mp4")),
-        (S.SUCCEEDED, lambda t: t.start_archiving("https://e.com/r.mp4")),
-        (S.GENERATING, lambda t: t.succeed(result_file="results/x.mp4")),
-        (S.FAILED, lambda t: t.succeed(result_file="results/x.mp4")),
-        (S.SUCCEEDED, lambda t: t.fail("too late")),
-        (S.FAILED, lambda t: t.fail("again")),
+        (S.SUBMITTING, move("claim")),
+        (S.GENERATING, move("claim")),
+        (S.UNCONFIRMED, move("claim")),  # never sent twice
+        (S.QUEUED, move("retry_later", 30, "HTTP 503", "Waiting to retry")),
+        (S.UNCONFIRMED, move("retry_later", 30, "HTTP 503", "Waiting to retry")),
+        (S.QUEUED, move("accepted", PROVIDER_ID, None, VIDEO_URL)),
+        (S.UNCONFIRMED, move("accepted", PROVIDER_ID, None, VIDEO_URL)),
+        (S.GENERATING, move("no_answer", in_an_hour(), None, VIDEO_URL, "waiting")),
+        (S.GENERATING, move("adopt", PROVIDER_ID)),
+        (S.FAILED, move("adopt", PROVIDER_ID)),
+        (S.SUBMITTING, move("requeue", timezone.now())),
+        (S.QUEUED, move("keep_source", "sources/x.mp4", 2.0)),
+        (S.ARCHIVING, move("book_poll", timezone.now())),
+        (S.FAILED, move("book_poll", timezone.now())),
+        (S.SUBMITTING, move("result_found", "https://e.com/r.mp4")),
+        (S.SUCCEEDED, move("result_found", "https://e.com/r.mp4")),
+        (S.GENERATING, move("resume_archiving")),
+        (S.GENERATING, move("archived", result_file="results/x.mp4")),
+        (S.FAILED, move("archived", result_file="results/x.mp4")),
+        (S.SUCCEEDED, move("fail", "too late")),
+        (S.FAILED, move("fail", "again")),
     ],
 )
-def test_a_transition_from_the_wrong_state_returns_false_and_changes_nothing(make, state, attempt):
-    task = make(state, error_message="original", finished_at=timezone.now() if state in ModifyTask.TERMINAL_STATES else None)
-    before = row(task)
+def test_a_transition_from_the_wrong_state_returns_false_and_changes_nothing(member, state, attempt):
+    task = make_task(member, state, error="original")
+    before, logged = row(task), events(task)
     assert attempt(task) is False
     assert row(task) == before
+    assert events(task) == logged  # a losing move writes no event
 
 
-def test_a_stale_instance_cannot_fail_a_task_that_moved_on(make):
+@pytest.mark.parametrize(
+    "state, setup, attempt",
+    [
+        # A retry is not claimed before it is due.
+        (S.SUBMITTING, lambda t: t.retry_later(60, "HTTP 503", "Waiting to retry"), lambda t: t.claim()),
+        # The sweep's poll is a claim: not before it is due.
+        (S.GENERATING, lambda t: t.book_poll(timezone.now() + timedelta(minutes=1)),
+         lambda t: t.book_poll(timezone.now() + timedelta(minutes=2), due_only=True)),
+        # A second callback is not noted again.
+        (S.GENERATING, lambda t: t.note_callback(), lambda t: t.note_callback()),
+        # A sweep holding a copy from before another sweep's enqueue.
+        (S.QUEUED, lambda t: ModifyTask.objects.get(pk=t.pk).requeue(timezone.now()), lambda t: t.requeue(timezone.now())),
+    ],
+    ids=["retry-not-due", "poll-not-due", "second-callback", "second-requeue"],
+)
+def test_a_move_whose_condition_does_not_hold_returns_false_and_changes_nothing(member, state, setup, attempt):
+    task = make_task(member, state)
+    assert setup(task) is True
+    before, logged = row(task), events(task)
+    assert attempt(task) is False
+    assert row(task) == before
+    assert events(task) == logged
+
+
+def test_a_stale_instance_cannot_fail_a_task_that_moved_on(member):
     """A poll still holding "generating" must not fail a task a callback already archived."""
-    stale = make(S.GENERATING)
-    ModifyTask.objects.get(pk=stale.pk).start_archiving("https://e.com/r.mp4")
-    before = row(stale)
+    stale = make_task(member, S.GENERATING)
+    assert ModifyTask.objects.get(pk=stale.pk).result_found("https://e.com/r.mp4") is True
+    before, logged = row(stale), events(stale)
     assert stale.fail("gave up waiting") is False
     assert row(stale) == before
+    assert events(stale) == logged
 
 
-def test_two_racing_claims_only_one_wins(make):
-    task = make()
+def test_two_racing_claims_only_one_wins(member):
+    task = make_task(member)
     first, second = ModifyTask.objects.get(pk=task.pk), ModifyTask.objects.get(pk=task.pk)
-    results = [first.claim_for_submission(), second.claim_for_submission()]
+    results = [first.claim(), second.claim()]
     assert sorted(results) == [False, True]
     stored = ModifyTask.objects.get(pk=task.pk)
     assert stored.state == S.SUBMITTING
     assert stored.submit_attempts == 1
+    assert [event.kind for event in events(task)].count("claim") == 1
 
 
-def test_two_racing_finalizers_only_one_archives(make):
-    task = make(S.GENERATING)
+def test_two_racing_finalizers_only_one_archives(member):
+    task = make_task(member, S.GENERATING)
     callback, poll = ModifyTask.objects.get(pk=task.pk), ModifyTask.objects.get(pk=task.pk)
-    assert callback.start_archiving("https://e.com/from-callback.mp4") is True
-    assert poll.start_archiving("https://e.com/from-poll.mp4") is False
+    assert callback.result_found("https://e.com/from-callback.mp4") is True
+    assert poll.result_found("https://e.com/from-poll.mp4") is False
     assert ModifyTask.objects.get(pk=task.pk).result_url == "https://e.com/from-callback.mp4"
+    assert [event.kind for event in events(task)].count("result_found") == 1
+
+
+# --- The event log --------------------------------------------------------------------------------------
+
+
+WINNERS = [  # (from, the move, its row in TRANSITIONS, to, actor, detail)
+    (S.QUEUED, move("claim"), "claim", S.SUBMITTING, Actor.SYSTEM, "attempt 1"),
+    (S.QUEUED, move("requeue", timezone.now()), "requeue", S.QUEUED, Actor.SYSTEM, ""),
+    (S.SUBMITTING, move("keep_source", "sources/x.mp4", 2.0), "source_kept", S.SUBMITTING, Actor.SYSTEM, "2.0 s"),
+    (S.SUBMITTING, move("retry_later", 30, "HTTP 503", "Waiting to retry"), "retry_later", S.QUEUED,
+     Actor.SYSTEM, "HTTP 503"),
+    (S.SUBMITTING, move("accepted", PROVIDER_ID, None, VIDEO_URL), "accepted", S.GENERATING, Actor.SYSTEM,
+     PROVIDER_ID),
+    (S.SUBMITTING, move("no_answer", in_an_hour(), None, VIDEO_URL, "waiting"), "no_answer", S.UNCONFIRMED,
+     Actor.SYSTEM, ""),
+    (S.UNCONFIRMED, move("adopt", PROVIDER_ID), "adopted", S.GENERATING, Actor.PROVIDER, PROVIDER_ID),
+    (S.QUEUED, move("adopt", PROVIDER_ID), "adopted", S.GENERATING, Actor.PROVIDER, PROVIDER_ID),
+    (S.GENERATING, move("result_found", RESULT_URL), "result_found", S.ARCHIVING, Actor.SYSTEM, ""),
+    (S.ARCHIVING, move("resume_archiving"), "resume_archiving", S.GENERATING, Actor.SYSTEM, ""),
+    (S.ARCHIVING, move("archived", result_file="results/x.mp4"), "archived", S.SUCCEEDED, Actor.SYSTEM, ""),
+    (S.GENERATING, move("fail", "gave up"), "fail", S.FAILED, Actor.SYSTEM, "gave up"),
+]
+
+
+@pytest.mark.parametrize(
+    "state, winner, name, target, actor, detail", WINNERS, ids=[f"{w[2]}-from-{w[0]}" for w in WINNERS]
+)
+def test_each_winning_transition_writes_exactly_one_event(member, state, winner, name, target, actor, detail):
+    task = make_task(member, state)
+    before = events(task)
+    assert winner(task) is True
+    new = events(task)[len(before):]
+    assert len(new) == 1
+    event = new[0]
+    assert TRANSITIONS[name].target in (target, None)
+    assert (event.kind, event.from_state, event.to_state) == (name, state, target)
+    assert (event.actor, event.actor_user, event.detail) == (actor, None, detail)
+    assert event.task_id == task.pk
+
+
+def test_a_stop_by_staff_is_logged_with_who_did_it(member, staff):
+    task = make_task(member, S.GENERATING)
+    assert task.fail("Stopped by staff (sam).", actor=Actor.STAFF, by=staff) is True
+    event = events(task)[-1]
+    assert (event.kind, event.from_state, event.to_state) == ("fail", S.GENERATING, S.FAILED)
+    assert (event.actor, event.actor_user, event.detail) == (Actor.STAFF, staff, "Stopped by staff (sam).")
+
+
+@pytest.mark.parametrize(
+    "move, name",
+    [(lambda t: t.book_poll(timezone.now() + timedelta(minutes=1)), "book_poll"), (lambda t: t.note_callback(), "callback_noted")],
+)
+def test_moves_whose_caller_logs_the_outcome_write_no_event_themselves(member, move, name):
+    """A poll logs the provider's answer, a callback view its verdict: the booking itself is not an event."""
+    task = make_task(member, S.GENERATING)
+    before = events(task)
+    assert TRANSITIONS[name].logged is False
+    assert move(task) is True
+    assert events(task) == before
 
 
 # --- Callbacks ------------------------------------------------------------------------------------------
 
 
-def test_record_callback_is_true_only_the_first_time(make):
-    task = make(S.GENERATING)
-    assert task.record_callback() is True
+def test_note_callback_is_true_only_the_first_time(member):
+    task = make_task(member, S.GENERATING)
+    assert task.note_callback() is True
     first_at = ModifyTask.objects.get(pk=task.pk).callback_received_at
     assert first_at is not None and task.callback_received_at == first_at
-    assert task.record_callback() is False
-    assert ModifyTask.objects.get(pk=task.pk).record_callback() is False  # another worker's copy too
+    assert task.note_callback() is False
+    assert ModifyTask.objects.get(pk=task.pk).note_callback() is False  # another worker's copy too
     stored = ModifyTask.objects.get(pk=task.pk)
     assert stored.callback_received_at == first_at
     assert stored.state == S.GENERATING  # a callback alone changes no state
 
 
+def test_a_callback_for_a_finished_task_is_still_noted(member):
+    task = make_task(member, S.SUCCEEDED)
+    assert task.note_callback() is True
+    assert (task.state, task.callback_received_at is not None) == (S.SUCCEEDED, True)
+
+
 # --- Querysets ----------------------------------------------------------------------------------------------
 
 
-def test_due_for_poll_selects_generating_tasks_whose_poll_is_due(make):
+def test_due_for_poll_selects_generating_tasks_whose_poll_is_due(member):
     now = timezone.now()
-    due = make(S.GENERATING, next_poll_at=now - timedelta(seconds=1))
-    due_now = make(S.GENERATING, next_poll_at=now)
-    never_booked = make(S.GENERATING, next_poll_at=None)
-    make(S.GENERATING, next_poll_at=now + timedelta(seconds=30))  # not yet
-    make(S.ARCHIVING, next_poll_at=now - timedelta(minutes=5))
-    make(S.SUBMITTING, next_poll_at=now - timedelta(minutes=5))
-    make(S.FAILED, next_poll_at=now - timedelta(minutes=5))
+    long_ago = now - timedelta(minutes=5)
+    due = backdate(make_task(member, S.GENERATING), next_poll_at=now - timedelta(seconds=1))
+    due_now = backdate(make_task(member, S.GENERATING), next_poll_at=now)
+    never_booked = backdate(make_task(member, S.GENERATING), next_poll_at=None)
+    backdate(make_task(member, S.GENERATING), next_poll_at=now + timedelta(seconds=30))  # not yet
+    backdate(make_task(member, S.ARCHIVING), next_poll_at=long_ago)
+    backdate(make_task(member, S.SUBMITTING), next_poll_at=long_ago)
+    backdate(make_task(member, S.UNCONFIRMED), next_poll_at=long_ago)
+    backdate(make_task(member, S.FAILED, failed_stage=S.GENERATING), next_poll_at=long_ago)
     assert set(ModifyTask.objects.due_for_poll(now)) == {due, due_now, never_booked}
 
 
-def test_in_gallery_is_succeeded_and_shared_only(make):
-    shown = make(S.SUCCEEDED, shared=True)
-    make(S.SUCCEEDED, shared=False)
-    make(S.FAILED, shared=True)
-    make(S.GENERATING, shared=True)
+def test_due_for_sending_selects_due_retries_and_lost_sendings_not_yet_enqueued(member):
+    now = timezone.now()
+    lost_after = timedelta(minutes=2)
+    long_ago = now - timedelta(minutes=5)
+    lost = make_task(member, created_at=long_ago)  # its first job never ran
+    retry_due = backdate(make_task(member), next_submit_at=now - timedelta(seconds=1))
+    enqueued_long_ago = backdate(make_task(member, created_at=long_ago), enqueued_at=now - timedelta(minutes=3))
+    enqueued_before_retry_due = backdate(make_task(member), enqueued_at=long_ago, next_submit_at=now - timedelta(seconds=1))
+    make_task(member)  # fresh: its job was just enqueued
+    backdate(make_task(member), next_submit_at=now + timedelta(seconds=30))  # retry not due yet
+    backdate(make_task(member, created_at=long_ago), enqueued_at=now - timedelta(seconds=30))  # enqueued lately
+    backdate(make_task(member, created_at=long_ago), enqueued_at=now - timedelta(seconds=10),
+             next_submit_at=now - timedelta(seconds=20))  # enqueued since its retry was due
+    make_task(member, S.SUBMITTING, created_at=long_ago)  # taken by a worker
+    make_task(member, S.UNCONFIRMED, created_at=long_ago)  # never sent again
+    assert set(ModifyTask.objects.due_for_sending(now, lost_after)) == {
+        lost, retry_due, enqueued_long_ago, enqueued_before_retry_due,
+    }
+
+
+def test_dead_worker_and_deadline_querysets(member):
+    now = timezone.now()
+    long_ago = now - timedelta(hours=2)
+    stale_archiving = backdate(make_task(member, S.ARCHIVING), updated_at=long_ago)
+    backdate(make_task(member, S.ARCHIVING), updated_at=now)
+    stale_submitting = backdate(make_task(member, S.SUBMITTING), submitting_at=long_ago)
+    make_task(member, S.SUBMITTING)
+    backdate(make_task(member, S.UNCONFIRMED), submitting_at=long_ago)  # unconfirmed is not a dead worker
+    past_deadline = backdate(make_task(member, S.UNCONFIRMED), callback_deadline=now - timedelta(seconds=1))
+    make_task(member, S.UNCONFIRMED)  # its deadline is an hour away
+    before = now - timedelta(hours=1)
+    assert list(ModifyTask.objects.stale_archiving(before)) == [stale_archiving]
+    assert list(ModifyTask.objects.stale_submitting(before)) == [stale_submitting]
+    assert list(ModifyTask.objects.unconfirmed_past_deadline(now)) == [past_deadline]
+
+
+def test_in_gallery_is_succeeded_and_shared_only(member):
+    shown = make_task(member, S.SUCCEEDED, shared=True)
+    make_task(member, S.SUCCEEDED, shared=False)
+    make_task(member, S.FAILED, shared=True)
+    make_task(member, S.GENERATING, shared=True)
     assert list(ModifyTask.objects.in_gallery()) == [shown]
 
 
-def test_active_excludes_finished_tasks(make):
-    live = {make(state) for state in (S.QUEUED, S.SUBMITTING, S.GENERATING, S.ARCHIVING)}
-    make(S.SUCCEEDED)
-    make(S.FAILED)
+def test_active_excludes_finished_tasks(member):
+    live = {make_task(member, state) for state in (S.QUEUED, S.SUBMITTING, S.UNCONFIRMED, S.GENERATING, S.ARCHIVING)}
+    succeeded = make_task(member, S.SUCCEEDED)
+    failed = make_task(member, S.FAILED)
     assert set(ModifyTask.objects.active()) == live
+    assert list(ModifyTask.objects.succeeded()) == [succeeded]
+    assert list(ModifyTask.objects.failed()) == [failed]
+
+
+def test_visible_to_is_ones_own_tasks_and_the_teams_shared_results(member, other):
+    own = {make_task(member, state) for state in (S.QUEUED, S.GENERATING, S.FAILED)}
+    own.add(make_task(member, S.SUCCEEDED, shared=False))
+    shared_by_other = make_task(other, S.SUCCEEDED, shared=True)
+    make_task(other, S.SUCCEEDED, shared=False)
+    make_task(other, S.FAILED, shared=True)
+    make_task(other, S.GENERATING, shared=True)
+    assert set(ModifyTask.objects.visible_to(member)) == own | {shared_by_other}
+    assert shared_by_other in ModifyTask.objects.visible_to(other)
 
 
 # --- What the pages read ----------------------------------------------------------------------------------------
 
 
-def test_steps_done_and_timeline_follow_the_task(make):
-    task = make()
-    assert task.steps_done == []
-    assert [label for label, _ in task.timeline] == ["Queued"]
-    task.claim_for_submission()
-    task.mark_generating("a" * 32)
-    assert task.steps_done == ["queued", "submitting"]
-    assert [label for label, _ in task.timeline] == ["Queued", "Submitted to the provider", "Provider generating"]
-    task.start_archiving("https://e.com/r.mp4")
-    task.succeed()
-    assert [label for label, _ in task.timeline][-2:] == ["Archiving the result", "Done"]
+def test_steps_and_timeline_follow_the_task(member):
+    task = make_task(member)
+    assert task.steps == [("Queued", "current"), ("Submitting", ""), ("Generating", ""), ("Archiving", "")]
+    assert [summary for _, summary, _ in task.timeline()] == ["Created: made by a test factory"]
+    assert task.claim()
+    assert task.no_answer(in_an_hour(), None, VIDEO_URL, "waiting for its callback")
+    assert task.steps == [("Queued", "done"), ("Submitting", "current"), ("Generating", ""), ("Archiving", "")]
+    assert task.adopt(PROVIDER_ID)
+    assert task.steps == [("Queued", "done"), ("Submitting", "done"), ("Generating", "current"), ("Archiving", "")]
+    for _ in range(3):  # the same answer three times is one line
+        task.record("poll", actor=Actor.PROVIDER, detail="successFlag 0 (generating)")
+    assert [(summary, times) for _, summary, times in task.timeline()] == [
+        ("Created: made by a test factory", 1),
+        ("Sending to the provider: attempt 1", 1),
+        ("The provider did not answer; waiting for its callback", 1),
+        (f"The provider's callback named the task: {PROVIDER_ID}", 1),
+        ("Asked the provider: successFlag 0 (generating)", 3),
+    ]
+    assert task.result_found(RESULT_URL)
+    assert task.steps[-1] == ("Archiving", "current")
+    assert task.archived()
+    assert [summary for _, summary, _ in task.timeline()][-2:] == ["The result is ready; archiving it", "Archived: done"]
+    moments = [moment for moment, _, _ in task.timeline()]
+    assert moments == sorted(moments) and moments[0] >= task.created_at
+    assert all(status == "done" for _, status in task.steps)
     assert task.elapsed == task.finished_at - task.created_at
 
 
 @pytest.mark.django_db(transaction=True)
-def test_many_workers_racing_for_one_task_change_it_once(django_user_model):
+def test_many_workers_racing_for_one_task_change_it_once():
     """Real threads, real connections: the conditional UPDATE lets exactly one claim win."""
     import threading
 
     from django.db import connection
 
-    owner = django_user_model.objects.create_user("racer")
-    task = ModifyTask.objects.create(owner=owner, prompt="p", source_kind="url", source_url="https://x/a.mp4")
+    task = make_task(make_member("racer"))
     start, results = threading.Barrier(8), []
 
     def worker():
         try:
             mine = ModifyTask.objects.get(pk=task.pk)
             start.wait()
-            results.append(mine.claim_for_submission())
+            results.append(mine.claim())
         finally:
             connection.close()
 
@@ -248,3 +485,4 @@ def test_many_workers_racing_for_one_task_change_it_once(django_user_model):
     assert sorted(results) == [False] * 7 + [True]
     task.refresh_from_db()
     assert task.state == S.SUBMITTING and task.submit_attempts == 1
+    assert [event.kind for event in events(task)] == ["created", "claim"]

@@ -1,6 +1,6 @@
 from django.db import migrations
 
-# As this schedule was first made; 0004 turns it into the lifecycle sweep.
+# As this schedule was first made; 0005 turns it into the lifecycle sweep.
 NAME, FUNC = "lumaweb: poll provider tasks", "modify.jobs.poll_due_tasks"
 
 

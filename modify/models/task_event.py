@@ -24,6 +24,7 @@ SUMMARIES = {
     "source_kept": "Fetched the video URL and checked it",
     "retry_later": "Will try again",
     "accepted": "The provider accepted the task",
+    "late_answer": "The provider answered generate after the task had moved on",
     "no_answer": "The provider did not answer; waiting for its callback",
     "adopted": "The provider's callback named the task",
     "poll": "Asked the provider",

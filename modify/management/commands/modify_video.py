@@ -42,7 +42,7 @@ class Command(BaseCommand):
         if not options["wait"]:
             return
         task = self._wait(task, options["timeout"], options["interval"])
-        if task.state == ModifyTask.State.FAILED:
+        if task.is_failed:
             raise CommandError(f"Task {task.pk} failed while {task.get_failed_stage_display().lower()}: {task.error_message}")
         self.stdout.write(self.style.SUCCESS(f"Done: {task.result_width}×{task.result_height}, {task.result_duration:.1f} s."))
         if options["out"]:
