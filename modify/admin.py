@@ -129,10 +129,21 @@ class ModifyTaskAdmin(admin.ModelAdmin):
     search_fields = ["prompt", "provider_task_id", "owner__username", "error_message"]
     date_hierarchy = "created_at"
     list_select_related = ["owner", "api_key"]
-    exclude = ["callback_token"]
-    readonly_fields = [
-        f.name for f in ModifyTask._meta.fields if f.name not in ("shared", "callback_token")
+    fieldsets = [
+        (None, {"fields": ["id", "owner", "prompt", "watermark", "shared", "state", "failed_stage", "error_code",
+                           "error_message", "status_note", "is_sandbox", "api_key", "remix_of", "retried_as"]}),
+        ("Source", {"fields": ["source_kind", "source_name", "source_file", "source_url", "source_duration",
+                               "provider_video_url"]}),
+        ("With the provider", {"fields": ["provider_task_id", "submit_attempts", "next_submit_at", "enqueued_at",
+                                          "callback_deadline", "poll_count", "next_poll_at", "last_polled_at",
+                                          "callback_received_at"]}),
+        ("Result", {"fields": ["result_url", "result_file", "poster", "result_duration", "result_width",
+                               "result_height", "result_size"]}),
+        ("Times", {"fields": ["created_at", "submitting_at", "generating_at", "archiving_at", "finished_at",
+                              "updated_at"]}),
     ]
+    # Everything but "shared" is the lifecycle's to write; the callback token is never shown.
+    readonly_fields = [name for _, options in fieldsets for name in options["fields"] if name != "shared"]
     inlines = [TaskEventInline]
     actions = ["mark_failed"]
 
