@@ -154,6 +154,10 @@ class ModifyTaskAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        """Deleting would abandon a paid provider task and erase its history: staff stop tasks instead."""
+        return False
+
     def save_model(self, request, obj, form, change):
         """Staff change only ``shared`` here, and it is logged as their action."""
         if "shared" in form.changed_data:

@@ -8,8 +8,10 @@
 3. write a poster frame;
 4. store both and mark the task ``succeeded``, or ``failed`` with the reason.
 
-A worker that dies here leaves the task ``archiving``; the sweep notices and
-polls it again (``resume_archiving``), which archives it anew.
+A download that failed for now (no answer, a server error) resumes: the task
+goes back to ``generating``, due for a poll now, which confirms and archives
+it anew, until the maximum wait counted from the first archiving. A worker
+that dies here leaves the task ``archiving``; the sweep notices and resumes it.
 """
 
 import logging
@@ -42,7 +44,13 @@ def archive(task_id):
     except backend.ConfigurationError as error:
         task.fail(str(error))
         return task
-    except (DownloadError, MediaError) as error:
+    except DownloadError as error:
+        if error.retryable:
+            task.resume_archiving(reason=str(error))
+        else:
+            task.fail(failures.sentence("archive_failed", reason=error))
+        return task
+    except MediaError as error:
         task.fail(failures.sentence("archive_failed", reason=error))
         return task
     except Exception:

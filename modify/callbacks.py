@@ -7,9 +7,12 @@ timestamp must be valid. Every callback for a known task leaves an event:
 accepted (first or duplicate) or rejected with the reason; a rejected one
 changes nothing else. An accepted one:
 
-1. notes the first delivery (the same callback five times enqueues one poll);
-2. names the provider task of a task whose generate call has not answered
+1. names the provider task of a task whose generate call has not answered
    (or never will): the task moves to ``generating`` and is polled at once;
+2. notes the first delivery, with its event, in one conditional UPDATE that
+   also checks the task id: a callback for another provider task (generate
+   answered with another id meanwhile) is rejected, and the same callback
+   delivered five times enqueues one poll;
 3. enqueues a poll of a generating task, on its first delivery.
 """
 
@@ -19,9 +22,9 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from modify import enqueue, webhooks
-from modify.states import Actor, State
+from modify.states import TRANSITIONS, Actor, State
 
-ADOPTABLE = (State.QUEUED, State.SUBMITTING, State.UNCONFIRMED)
+ADOPTABLE = TRANSITIONS["adopted"].sources
 
 
 @dataclass(frozen=True)
@@ -37,19 +40,25 @@ class Outcome:
 def receive(task, body, headers):
     """Handle a callback ``body`` (bytes) with its ``headers`` for ``task``; the answer to give."""
     provider_task_id, problem = _authenticate(task, body, headers)
+    if not problem:
+        adopted = _adoptable(task) and _until_settled(task, lambda: task.adopt(provider_task_id), lambda: _adoptable(task))
+        first = _until_settled(task, lambda: task.note_callback(provider_task_id),
+                               lambda: task.callback_received_at is None and _names(task, provider_task_id))
+        if not _names(task, provider_task_id):  # generate recorded another id meanwhile
+            problem = _MISMATCH
     if problem:
         task.record("callback_rejected", actor=Actor.PROVIDER, detail=problem.reason)
         return problem
-    first = _until_settled(task, task.note_callback, lambda: task.callback_received_at is None)
-    task.record("callback_accepted", actor=Actor.PROVIDER, detail="first delivery" if first else "duplicate")
-    if not task.provider_task_id and task.state in ADOPTABLE:
-        if _until_settled(task, lambda: task.adopt(provider_task_id),
-                          lambda: not task.provider_task_id and task.state in ADOPTABLE):
-            enqueue.poll(task)
-            return Outcome(200)
-    if first and task.state == State.GENERATING:
+    if not first:
+        task.record("callback_accepted", actor=Actor.PROVIDER, detail="duplicate")
+    if adopted or (first and task.state == State.GENERATING):
         enqueue.poll(task)
     return Outcome(200)
+
+
+def _adoptable(task):
+    """Generate has not answered (or never will): the callback can name the provider task."""
+    return not task.provider_task_id and task.state in ADOPTABLE
 
 
 def _authenticate(task, body, headers):
@@ -69,9 +78,17 @@ def _authenticate(task, body, headers):
         )
         if problem:
             return None, Outcome(403, problem)
-    if task.provider_task_id and task.provider_task_id != provider_task_id:
-        return None, Outcome(400, "taskId does not match this task")
+    if not _names(task, provider_task_id):
+        return None, _MISMATCH
     return provider_task_id, None
+
+
+_MISMATCH = Outcome(400, "taskId does not match this task")
+
+
+def _names(task, provider_task_id):
+    """Whether the callback's task id can be this task's: its own, or none is known yet."""
+    return task.provider_task_id in ("", provider_task_id)
 
 
 def _until_settled(task, attempt, still_applies, tries=3):

@@ -18,7 +18,8 @@ SENTENCES = {
     "generation_failed": "The provider could not generate this video ({reason}). Try a different prompt or video.",
     "feature_disabled": "The provider has disabled this feature ({reason}).",
     "task_unknown": "The provider no longer knows this task ({reason}).",
-    "provider_kept_failing": "The provider kept failing: {reason}",
+    "provider_kept_failing": "Gave up after several tries. {reason} Try again later.",
+    "provider_refused": "The provider refused the request: {reason}",
     "no_result_file": "The provider reported success but gave no result file.",
     # Sending the task.
     "source_unusable": "The video URL cannot be used: {reason}",
@@ -47,11 +48,11 @@ SENTENCES = {
     "stopped_by_staff": "Stopped by staff ({username}).",
     # Notes on a task that is still live (``status_note``), not failures.
     "waiting_to_retry": "Waiting to retry: {reason}",
-    "provider_busy": "the provider is rate limiting requests.",
-    "provider_maintenance": "the provider is under maintenance.",
-    "provider_server_error": "the provider had a server error.",
-    "provider_unreachable": "the provider could not be reached.",
-    "provider_garbled": "the provider sent an answer that could not be read.",
+    "provider_busy": "The provider is rate limiting requests.",
+    "provider_maintenance": "The provider is under maintenance.",
+    "provider_server_error": "The provider had a server error.",
+    "provider_unreachable": "The provider could not be reached.",
+    "provider_garbled": "The provider sent an answer that could not be read.",
     "awaiting_callback": "The provider did not answer in time; waiting for its callback.",
 }
 
@@ -83,7 +84,9 @@ def for_provider_error(error):
     for kind, key in _BY_ERROR:
         if isinstance(error, kind):
             return sentence(key, reason=error.message or "no reason given")
-    return sentence("provider_kept_failing", reason=str(error))
+    if error.retryable or isinstance(error, provider.ProtocolError):
+        return sentence("provider_kept_failing", reason=retry_reason(error))
+    return sentence("provider_refused", reason=error.message or "no reason given")
 
 
 def retry_reason(error):

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from modify import backend, enqueue, failures, provider
-from modify.backoff import backoff_seconds
+from modify.timing import backoff_seconds
 from modify.models import ModifyTask
 from modify.states import Actor
 
@@ -51,7 +51,7 @@ def poll(task, due_only=False):
         if not again:
             task.fail(failures.for_provider_error(error), code=error.code)
         return True
-    task.record("poll", actor=Actor.PROVIDER, detail=f"successFlag {info.success_flag} ({FLAGS.get(info.success_flag, 'unknown')})")
+    task.record("poll", actor=Actor.PROVIDER, detail=_answer_detail(info))
     settle(task, info)
     return True
 
@@ -79,6 +79,13 @@ def _book(task, due_only):
         return False
     next_poll = timezone.now() + timedelta(seconds=backoff_seconds(task.poll_count + 1, settings.LUMA_POLL_FIRST_SECONDS))
     return task.book_poll(next_poll, due_only=due_only)
+
+
+def _answer_detail(info):
+    detail = f"successFlag {info.success_flag} ({FLAGS.get(info.success_flag, 'unknown')})"
+    if info.error_code is not None or info.error_message:
+        detail += f", errorCode {info.error_code}: {info.error_message or 'no message'}"
+    return detail
 
 
 def _error_detail(error):

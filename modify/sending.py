@@ -5,15 +5,17 @@
    spent, and kept (a retried sending will not fetch it again);
 3. an upload goes through the provider's file upload API for a public URL,
    under a name unique to the task (upstream, equal names overwrite);
-4. generate, with a callback URL on this app when it has a public address;
+4. ``generate_sent`` (→ unconfirmed), then generate, with a callback URL on
+   this app when it has a public address: from the moment it goes out, the
+   provider may have created (and billed) the task;
 5. record the provider's task id (→ generating). A callback may have done
    that already (it can arrive before generate answers): then nothing is left.
 
 An error that may pass (rate limits, maintenance, 5xx, an unreachable host)
 sends the task back to the queue with a backoff; any other fails it with a
 sentence from ``modify.failures``. A generate call that got no answer is
-never resent (it may have been billed): the task waits, ``unconfirmed``, for
-its callback.
+never resent (it may have been billed): the task stays ``unconfirmed`` and
+waits for its callback, as it does when the worker dies mid-call.
 """
 
 import logging
@@ -26,7 +28,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from modify import backend, failures, provider
-from modify.backoff import MAX_RETRY_AFTER, backoff_seconds
+from modify.timing import MAX_RETRY_AFTER, backoff_seconds, worker_gave_up_after
 from modify.downloads import DownloadError, download
 from modify.models import ModifyTask
 from modify.states import Actor
@@ -71,21 +73,30 @@ def send_to_provider(task_id):
     except Exception:
         task.fail(failures.sentence("send_crashed"))
         raise
-    task.refresh_from_db()
-    if task.state != ModifyTask.State.SUBMITTING:
+    if not task.generate_sent(_callback_deadline(task), api_key, video_url):
+        task.refresh_from_db()
         return task  # stopped by staff, or named by an early callback, meanwhile: spend no credit
-    _generate(task, client, api_key, video_url)
+    _generate(task, client, video_url)
+    if api_key is not None:
+        api_key.mark_used()
     return task
 
 
-def _generate(task, client, api_key, video_url):
+def _callback_deadline(task):
+    """How long an unconfirmed task waits to hear its id: with callbacks, as long as the provider
+    may take; without, until its worker is surely gone (a live one settles it long before)."""
+    wait = timedelta(seconds=settings.LUMA_MAX_WAIT_SECONDS) if callback_url(task) else worker_gave_up_after()
+    return timezone.now() + wait
+
+
+def _generate(task, client, video_url):
     try:
         provider_task_id = client.generate(
             task.prompt, video_url, callback_url=callback_url(task), watermark=task.watermark or None
         )
     except provider.ProviderError as error:
         if _may_have_created(error):
-            _await_callback(task, api_key, video_url)
+            _await_callback(task)
         else:
             _retry_or_fail(task, error.retryable, failures.retry_reason(error), failures.for_provider_error(error), error.code,
                            getattr(error, "retry_after", None))
@@ -93,9 +104,7 @@ def _generate(task, client, api_key, video_url):
     except Exception:
         task.fail(failures.sentence("send_crashed"))
         raise
-    _record_provider_task(task, provider_task_id, api_key, video_url)
-    if api_key is not None:
-        api_key.mark_used()
+    _record_provider_task(task, provider_task_id)
 
 
 def _keep_url_source(task):
@@ -136,10 +145,10 @@ def _may_have_created(error):
     return isinstance(error, provider.ProtocolError) and (error.http_status == 200 or (error.http_status or 0) >= 500)
 
 
-def _record_provider_task(task, provider_task_id, api_key, video_url):
+def _record_provider_task(task, provider_task_id):
     """Record the id before anything else can fail: it is the only handle on a paid task."""
     try:
-        won = task.accepted(provider_task_id, api_key, video_url)
+        won = task.accepted(provider_task_id)
     except Exception:
         log.error("task %s: provider task %s was created but could not be recorded", task.pk, provider_task_id)
         raise
@@ -162,14 +171,14 @@ def _retry_or_fail(task, retryable, why, failure, code=None, retry_after=None):
         task.fail(failure, code=code)
 
 
-def _await_callback(task, api_key, video_url):
+def _await_callback(task):
     """The request went out but no answer came back: the provider may have created the task.
 
     Sending it again could bill it twice, so it is not resent. With callbacks,
-    the task waits for its callback to learn the id; without, it fails and says why.
+    the task waits (until its deadline) for its callback to learn the id;
+    without, it fails and says why.
     """
     if callback_url(task):
-        deadline = timezone.now() + timedelta(seconds=settings.LUMA_MAX_WAIT_SECONDS)
-        task.no_answer(deadline, api_key, video_url, failures.sentence("awaiting_callback"))
+        task.no_answer(failures.sentence("awaiting_callback"))
     else:
         task.fail(failures.sentence("unanswered_no_callback"))

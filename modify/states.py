@@ -5,14 +5,15 @@ A task moves only along a row of ``TRANSITIONS``, and only through
 the state the caller read, which also writes the ``TaskEvent`` row. Two
 workers, a callback and a poll racing on one task change it once.
 
-    queued ──claim──▶ submitting ──accepted──▶ generating ──result_found──▶ archiving ──archived──▶ succeeded
-      ▲                 │   │                    ▲      ▲                        │
-      └─retry_later─────┘   └─no_answer─▶ unconfirmed ──adopted (callback)       └─resume_archiving (dead worker)
+    queued ─claim─▶ submitting ─generate_sent─▶ unconfirmed ─accepted─▶ generating ─result_found─▶ archiving ─archived─▶ succeeded
+      ▲                                           │  │                      ▲ ▲                         │
+      └──────────────── retry_later ──────────────┘  └─ adopted (callback) ─┘ └──── resume_archiving ───┘
 
 and ``fail`` from any live state to ``failed``. Rows whose target is ``None``
 change no state: they keep a fetched source, re-enqueue a lost submission,
-book the next poll or note a callback; they are listed so that every write of
-a lifecycle field is one of these named moves.
+note that generate got no answer, book the next poll or note the first
+callback; they are listed so that every write of a lifecycle field is one of
+these named moves.
 """
 
 from dataclasses import dataclass
@@ -23,8 +24,9 @@ from django.db import models
 class State(models.TextChoices):
     QUEUED = "queued", "Queued"
     SUBMITTING = "submitting", "Submitting"
-    # generate was sent and no answer came: the provider may have created the task,
-    # so it is never resent; its callback will name it (or the deadline passes).
+    # generate went out and its answer (the provider's task id) is not in yet. The
+    # provider may have created, and billed, the task: it is never resent blindly;
+    # the answer, or else the callback, names it, or the deadline passes.
     UNCONFIRMED = "unconfirmed", "Awaiting the provider"
     GENERATING = "generating", "Generating"
     ARCHIVING = "archiving", "Archiving"
@@ -61,16 +63,17 @@ TRANSITIONS = {t.name: t for t in [
     Transition("claim",             (S.QUEUED,),                              S.SUBMITTING),
     Transition("requeue",           (S.QUEUED,),                              None),
     Transition("source_kept",       (S.SUBMITTING,),                          None),
-    Transition("retry_later",       (S.SUBMITTING,),                          S.QUEUED),
-    Transition("accepted",          (S.SUBMITTING,),                          S.GENERATING),
-    Transition("no_answer",         (S.SUBMITTING,),                          S.UNCONFIRMED),
+    Transition("generate_sent",     (S.SUBMITTING,),                          S.UNCONFIRMED),
+    Transition("retry_later",       (S.SUBMITTING, S.UNCONFIRMED),            S.QUEUED),
+    Transition("accepted",          (S.UNCONFIRMED,),                         S.GENERATING),
+    Transition("no_answer",         (S.UNCONFIRMED,),                         None),
     Transition("adopted",           (S.QUEUED, S.SUBMITTING, S.UNCONFIRMED),  S.GENERATING),
     Transition("book_poll",         (S.GENERATING,),                          None, logged=False),
     Transition("result_found",      (S.GENERATING,),                          S.ARCHIVING),
     Transition("resume_archiving",  (S.ARCHIVING,),                           S.GENERATING),
     Transition("archived",          (S.ARCHIVING,),                           S.SUCCEEDED),
     Transition("fail",              LIVE,                                     S.FAILED),
-    Transition("callback_noted",    LIVE + TERMINAL,                          None, logged=False),
+    Transition("callback_accepted", LIVE + TERMINAL,                          None),
 ]}
 del S
 

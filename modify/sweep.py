@@ -6,8 +6,9 @@ schedule ``jobs.sweep``, makes sure every accepted task still reaches a
 terminal state. Its steps:
 
 1. recover from dead workers: an interrupted archive is polled and archived
-   again; a sending that never came back fails with the reason;
-2. fail unconfirmed tasks whose callback did not come by their deadline;
+   again; a sending that died before generate went out fails with the
+   reason (nothing was spent; one that died after waits, unconfirmed);
+2. fail unconfirmed tasks whose id did not come (answer or callback) by their deadline;
 3. enqueue the sending of queued tasks whose retry is due or whose job was
    lost (each claimed with a conditional UPDATE, so one sweep enqueues it);
 4. poll the generating tasks whose next poll is due, oldest due first, a
@@ -24,15 +25,12 @@ from django.utils import timezone
 
 from modify import enqueue, failures, polling
 from modify.models import ModifyTask
+from modify.states import Actor
+from modify.timing import worker_gave_up_after
 
 log = logging.getLogger(__name__)
 POLL_BATCH = 50
 LOST_SENDING_AFTER = timedelta(minutes=2)
-
-
-def worker_gave_up_after():
-    """A job still running past django-q2's timeout has been killed: its task is stale."""
-    return timedelta(seconds=settings.Q_CLUSTER["timeout"]) + timedelta(minutes=5)
 
 
 def sweep():
@@ -47,7 +45,7 @@ def sweep():
 
 def _recover_from_dead_workers(now):
     stale_before = now - worker_gave_up_after()
-    recovered = sum(task.resume_archiving() for task in ModifyTask.objects.stale_archiving(stale_before))
+    recovered = sum(task.resume_archiving("its worker stopped") for task in ModifyTask.objects.stale_archiving(stale_before))
     abandoned = sum(task.fail(failures.sentence("worker_stopped"))
                     for task in ModifyTask.objects.stale_submitting(stale_before))
     return recovered, abandoned
@@ -56,7 +54,8 @@ def _recover_from_dead_workers(now):
 def _requeue_sendings(now):
     requeued = 0
     for task in ModifyTask.objects.due_for_sending(now, LOST_SENDING_AFTER):
-        if task.requeue(now):
+        retry_due = task.next_submit_at is not None and (task.enqueued_at is None or task.enqueued_at < task.next_submit_at)
+        if task.requeue(now, "its retry is due" if retry_due else "its sending job was not picked up"):
             enqueue.send_to_provider(task)
             requeued += 1
     return requeued
@@ -72,5 +71,5 @@ def _poll_due(now):
             polled += polling.poll(task, due_only=True)
         except Exception:
             log.exception("task %s: poll failed; it will be polled again later", task.pk)
-            polled += 1
+            task.record("poll", actor=Actor.SYSTEM, detail="the poll failed unexpectedly; it will be asked again")
     return polled

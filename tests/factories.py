@@ -23,7 +23,7 @@ S = ModifyTask.State
 SOURCE_URL = "https://example.com/clip.mp4"
 RESULT_URL = "https://files.example.com/result.mp4"
 # On the way to each state, the state before it.
-_PATH = {S.SUBMITTING: S.QUEUED, S.UNCONFIRMED: S.SUBMITTING, S.GENERATING: S.SUBMITTING,
+_PATH = {S.SUBMITTING: S.QUEUED, S.UNCONFIRMED: S.SUBMITTING, S.GENERATING: S.UNCONFIRMED,
          S.ARCHIVING: S.GENERATING, S.SUCCEEDED: S.ARCHIVING}
 
 
@@ -73,9 +73,8 @@ def _drive(task, state, *, provider_task_id, api_key, result, kept_source):
     video_url = task.source_url or f"https://files.example.com/uploads/{task.pk}.mp4"
     moved = {
         S.SUBMITTING: lambda: task.claim() and (kept_source is None or _keep(task, kept_source)),
-        S.UNCONFIRMED: lambda: task.no_answer(timezone.now() + timedelta(hours=1), api_key, video_url,
-                                              "waiting for its callback"),
-        S.GENERATING: lambda: task.accepted(provider_task_id, api_key, video_url),
+        S.UNCONFIRMED: lambda: task.generate_sent(timezone.now() + timedelta(hours=1), api_key, video_url),
+        S.GENERATING: lambda: task.accepted(provider_task_id),
         S.ARCHIVING: lambda: task.result_found(RESULT_URL),
         S.SUCCEEDED: lambda: task.archived(**_archive_files(task, result)),
     }[state]()

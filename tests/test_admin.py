@@ -32,9 +32,7 @@ def make_key(label, secret, owner=None, is_active=True):
 
 def generating_with_key(owner, api_key, provider_task_id="p" * 32, **fields):
     """A generating task that spends ``api_key``, moved there the way sending does."""
-    task = make_task(owner, S.SUBMITTING, **fields)
-    assert task.accepted(provider_task_id, api_key, task.source_url)
-    return task
+    return make_task(owner, S.GENERATING, provider_task_id=provider_task_id, api_key=api_key, **fields)
 
 
 def change_url(task):
@@ -207,13 +205,14 @@ def test_the_task_page_shows_its_history(admin, staff, member):
             for row in rows] == [
         ("created", "-", "Queued", "Member", "maria", "made by a test factory"),
         ("claim", "Queued", "Submitting", "System", "-", "attempt 1"),
-        ("accepted", "Submitting", "Generating", "System", "-", "prov-1"),
+        ("generate_sent", "Submitting", "Awaiting the provider", "System", "-", "-"),
+        ("accepted", "Awaiting the provider", "Generating", "System", "-", "prov-1"),
         ("fail", "Generating", "Failed", "Staff", "sam", "Stopped by staff (sam)."),
     ]
     assert all(row["created_at"] for row in rows)
     # Read-only: no field to edit, nothing to add or delete.
     assert 'name="events-0-detail"' not in page and 'name="events-0-DELETE"' not in page
-    assert 'name="events-TOTAL_FORMS" value="4"' in page and 'name="events-MAX_NUM_FORMS" value="0"' in page
+    assert 'name="events-TOTAL_FORMS" value="5"' in page and 'name="events-MAX_NUM_FORMS" value="0"' in page
 
 
 def test_saving_a_task_in_the_admin_keeps_its_callback_token_and_logs_the_change(admin, staff, member):

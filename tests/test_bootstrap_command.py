@@ -7,7 +7,9 @@ from django.utils.module_loading import import_string
 from django_q.models import Schedule
 
 from modify import jobs
-from modify.schedules import OLD_SCHEDULE_NAME, SWEEP_SCHEDULE_NAME
+from modify.schedules import SWEEP_SCHEDULE_NAME
+
+OLD_SCHEDULE_NAME = "lumaweb: poll provider tasks"  # as migration 0002 made it
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from modify import webhooks
+from modify import callbacks, webhooks
 from modify.models import ModifyTask
 from modify.states import LIFECYCLE_FIELDS, Actor
 from tests.factories import make_task
@@ -114,8 +114,8 @@ def test_a_callback_before_generate_answered_records_the_provider_task(client, s
     assert task.callback_deadline is None and task.status_note == ""
     assert enqueued == [task.pk]
     assert history(task)[len(task.history_before):] == [
-        ("callback_accepted", state, state, Actor.PROVIDER, "first delivery"),
         ("adopted", state, State.GENERATING, Actor.PROVIDER, PROVIDER_ID),
+        ("callback_accepted", State.GENERATING, State.GENERATING, Actor.PROVIDER, "first delivery"),
     ]
     assert post(client, task).status_code == 200  # the duplicate changes nothing more
     assert enqueued == [task.pk]
@@ -166,6 +166,58 @@ def test_a_callback_for_another_provider_task_changes_nothing(client, task, enqu
     assert response.json()["error"] == "taskId does not match this task"
     assert_rejected(task, "taskId does not match this task")
     assert enqueued == []
+
+
+@pytest.mark.parametrize("callback_id, status, outcome", [
+    ("c" * 32, 400, "rejected"),  # another provider task: rejected, though the view read no id yet
+    (PROVIDER_ID, 200, "noted"),  # the id generate answered: an ordinary first delivery
+])
+def test_a_callback_checks_the_id_the_task_got_after_the_view_loaded_it(client, signed, member, enqueued, monkeypatch,
+                                                                        callback_id, status, outcome):
+    """The view loads an unconfirmed task (no id yet); generate answers PROVIDER_ID before the callback
+    is handled. The callback is judged by the id the task has now, not the one the view read."""
+    task = make_task(member, State.UNCONFIRMED)
+    real_receive = callbacks.receive
+
+    def generate_answers_meanwhile(loaded, body, headers):
+        assert not loaded.provider_task_id and loaded.state == State.UNCONFIRMED
+        assert ModifyTask.objects.get(pk=loaded.pk).accepted(PROVIDER_ID)
+        watched(task)
+        return real_receive(loaded, body, headers)
+
+    monkeypatch.setattr("modify.callbacks.receive", generate_answers_meanwhile)
+    response = post(client, task, payload=body(task_id=callback_id), headers=webhooks.signed_headers(KEY, callback_id))
+    assert response.status_code == status
+    task.refresh_from_db()
+    assert (task.state, task.provider_task_id) == (State.GENERATING, PROVIDER_ID)
+    assert callback_details(task, "adopted") == []
+    if outcome == "rejected":
+        assert response.json()["error"] == "taskId does not match this task"
+        assert_rejected(task, "taskId does not match this task")
+        assert task.callback_received_at is None
+        assert enqueued == []
+    else:
+        assert task.callback_received_at is not None
+        assert history(task)[len(task.history_before):] == [
+            ("callback_accepted", State.GENERATING, State.GENERATING, Actor.PROVIDER, "first delivery")]
+        assert enqueued == [task.pk]
+
+
+def test_receive_with_a_stale_task_rejects_another_provider_task(signed, member, enqueued):
+    """modify.callbacks.receive given an instance read before generate answered: still rejected, nothing changes."""
+    stale = make_task(member, State.UNCONFIRMED)
+    assert ModifyTask.objects.get(pk=stale.pk).accepted(PROVIDER_ID)
+    task = watched(ModifyTask.objects.get(pk=stale.pk))
+    other = "c" * 32
+    outcome = callbacks.receive(stale, body(task_id=other).encode(), webhooks.signed_headers(KEY, other))
+    assert (outcome.status, outcome.reason, outcome.accepted) == (400, "taskId does not match this task", False)
+    assert_rejected(task, "taskId does not match this task")
+    assert enqueued == []
+    # The real callback, even with that stale instance, is then noted and enqueues one poll.
+    outcome = callbacks.receive(stale, body().encode(), webhooks.signed_headers(KEY, PROVIDER_ID))
+    assert outcome.accepted
+    assert callback_details(task, "callback_accepted") == ["first delivery"]
+    assert enqueued == [task.pk]
 
 
 @pytest.mark.parametrize("payload", ["not json", json.dumps({"code": 200}), json.dumps([1, 2]),

@@ -69,12 +69,13 @@ def test_the_timeline_lists_every_step_in_order(signed_in, succeeded):
     labels = [
         "Created: made by a test factory",
         "Sending to the provider: attempt 1",
+        "Asked the provider to generate the video",
         "The provider accepted the task: luma-task-1",
         "The result is ready; archiving it",
         "Archived: done",
     ]
     events = list(task.events.all())
-    assert [event.kind for event in events] == ["created", "claim", "accepted", "result_found", "archived"]
+    assert [event.kind for event in events] == ["created", "claim", "generate_sent", "accepted", "result_found", "archived"]
     assert timeline_of(page) == [f"{event.created_at:%H:%M:%S} {label}" for event, label in zip(events, labels, strict=True)]
     assert f'<time datetime="{events[0].created_at:%Y-%m-%dT%H:%M:%S}' in page
 
@@ -136,6 +137,7 @@ def test_a_task_in_flight_says_it_is_still_working(signed_in, member):
 
 def test_a_waiting_task_shows_its_note_and_why_in_the_timeline(signed_in, member):
     task = make_task(member, S.UNCONFIRMED)
+    assert task.no_answer("The provider did not answer in time; waiting for its callback.")
     page = page_of(signed_in, task)
     words = text_of(page)
     assert "Still working: awaiting the provider for" in words

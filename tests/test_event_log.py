@@ -40,21 +40,23 @@ def test_every_transition_leaves_its_event_with_its_actor_in_order(client, membe
     assert task.claim()
     assert task.keep_source("sources/x/source.mp4", 4.2)
     assert task.retry_later(0, "The provider is busy.", "Waiting to retry: The provider is busy.")
-    assert task.requeue(timezone.now())
+    assert task.requeue(timezone.now(), "its retry is due")
     assert task.claim()
-    assert task.no_answer(timezone.now() + timedelta(hours=1), None, url, "waiting for its callback")
+    assert task.generate_sent(timezone.now() + timedelta(hours=1), None, url)
+    assert task.no_answer("waiting for its callback")
     assert post_callback(client, task, "f" * 32, signed=False).status_code == 403  # forged: changes nothing
     assert post_callback(client, task, "a" * 32).status_code == 200
     task.refresh_from_db()
     assert task.book_poll(timezone.now() + timedelta(seconds=30))
     task.record("poll", actor=Actor.PROVIDER, detail="successFlag 1 (succeeded)")
     assert task.result_found("https://files.example.com/r.mp4")
-    assert task.resume_archiving()
+    assert task.resume_archiving("its worker stopped")
     assert task.result_found("https://files.example.com/r.mp4")
     assert task.archived(result_file="results/x/result.mp4")
 
     other = make_task(member)
-    assert other.claim() and other.accepted("b" * 32, None, url)
+    assert other.claim() and other.generate_sent(timezone.now() + timedelta(hours=1), None, url)
+    assert other.accepted("b" * 32)
     assert other.fail("Stopped by staff (sam).", actor=Actor.STAFF, by=staff)
 
     assert history(task) == [
@@ -64,17 +66,18 @@ def test_every_transition_leaves_its_event_with_its_actor_in_order(client, membe
         ("retry_later", S.SUBMITTING, S.QUEUED, Actor.SYSTEM),
         ("requeue", S.QUEUED, S.QUEUED, Actor.SYSTEM),
         ("claim", S.QUEUED, S.SUBMITTING, Actor.SYSTEM),
-        ("no_answer", S.SUBMITTING, S.UNCONFIRMED, Actor.SYSTEM),
+        ("generate_sent", S.SUBMITTING, S.UNCONFIRMED, Actor.SYSTEM),
+        ("no_answer", S.UNCONFIRMED, S.UNCONFIRMED, Actor.SYSTEM),
         ("callback_rejected", S.UNCONFIRMED, S.UNCONFIRMED, Actor.PROVIDER),
-        ("callback_accepted", S.UNCONFIRMED, S.UNCONFIRMED, Actor.PROVIDER),
         ("adopted", S.UNCONFIRMED, S.GENERATING, Actor.PROVIDER),
+        ("callback_accepted", S.GENERATING, S.GENERATING, Actor.PROVIDER),
         ("poll", S.GENERATING, S.GENERATING, Actor.PROVIDER),
         ("result_found", S.GENERATING, S.ARCHIVING, Actor.SYSTEM),
         ("resume_archiving", S.ARCHIVING, S.GENERATING, Actor.SYSTEM),
         ("result_found", S.GENERATING, S.ARCHIVING, Actor.SYSTEM),
         ("archived", S.ARCHIVING, S.SUCCEEDED, Actor.SYSTEM),
     ]
-    assert history(other)[-2:] == [("accepted", S.SUBMITTING, S.GENERATING, Actor.SYSTEM),
+    assert history(other)[-2:] == [("accepted", S.UNCONFIRMED, S.GENERATING, Actor.SYSTEM),
                                    ("fail", S.GENERATING, S.FAILED, Actor.STAFF)]
     assert other.events.get(kind="fail").actor_user == staff
     assert task.events.get(kind="created").actor_user == member

@@ -75,13 +75,17 @@ def test_reaches_succeeded_through_the_signed_callback(e2e, browser_client, clip
     expected = [("created", "", "queued", "member"), ("claim", "queued", "submitting", "system")]
     if kind == "url":
         expected.append(("source_kept", "submitting", "submitting", "system"))
-    expected += [("accepted", "submitting", "generating", "system"),
+    expected += [("generate_sent", "submitting", "unconfirmed", "system"),
+                 ("accepted", "unconfirmed", "generating", "system"),
                  ("callback_accepted", "generating", "generating", "provider"),
                  ("poll", "generating", "generating", "provider"),
                  ("result_found", "generating", "archiving", "system"),
                  ("archived", "archiving", "succeeded", "system")]
     assert history == expected
     assert task.events.get(kind="created").actor_user == task.owner
+    assert task.events.get(kind="accepted").detail == task.provider_task_id
+    assert task.events.get(kind="callback_accepted").detail == "first delivery"
+    assert task.callback_deadline is None
     assert "successFlag 1" in task.events.get(kind="poll").detail
 
 
@@ -129,4 +133,15 @@ def test_early_callback_before_generate_returns_is_finalized(e2e, browser_client
     settings.SANDBOX_FAULTS = "callback_early"
     task = submit_upload(browser_client, clip(seconds=1), prompt="underwater")
     wait_for_state(task, ModifyTask.State.SUCCEEDED, timeout=90)
-    assert task.callback_received_at <= task.generating_at
+    # generate had gone out (unconfirmed) when the callback named the task; its late answer,
+    # the same id, changed nothing.
+    history = [(e.kind, e.from_state, e.to_state, e.actor) for e in task.events.all()]
+    assert history[:5] == [("created", "", "queued", "member"), ("claim", "queued", "submitting", "system"),
+                           ("generate_sent", "submitting", "unconfirmed", "system"),
+                           ("adopted", "unconfirmed", "generating", "provider"),
+                           ("callback_accepted", "generating", "generating", "provider")]
+    assert history[-2:] == [("result_found", "generating", "archiving", "system"),
+                            ("archived", "archiving", "succeeded", "system")]
+    kinds = [kind for kind, *_ in history]
+    assert "accepted" not in kinds and "late_answer" not in kinds
+    assert task.events.get(kind="adopted").detail == task.provider_task_id

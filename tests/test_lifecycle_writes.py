@@ -57,7 +57,8 @@ def _app_sources():
 
 
 class _Writes(ast.NodeVisitor):
-    """Calls ``.update(field=...)`` and assignments ``x.field = ...`` that name a lifecycle field."""
+    """Writes that may reach a lifecycle field: ``.update(field=...)`` (or with ``**values``, which
+    could hold any), ``x.field = ...``, ``x.field += ...`` and ``setattr(x, "field", ...)``."""
 
     def __init__(self, path):
         self.path, self.function, self.found = path, None, []
@@ -70,15 +71,28 @@ class _Writes(ast.NodeVisitor):
     def visit_Call(self, node):
         if isinstance(node.func, ast.Attribute) and node.func.attr in ("update", "bulk_update", "update_or_create"):
             names = {kw.arg for kw in node.keywords if kw.arg} & LIFECYCLE_FIELDS
+            if any(kw.arg is None for kw in node.keywords):
+                names.add("**")
             if names:
                 self.found.append((self.path, self.function, node.lineno, sorted(names)))
+        if isinstance(node.func, ast.Name) and node.func.id == "setattr" and len(node.args) > 1:
+            field = node.args[1]
+            if not isinstance(field, ast.Constant) or field.value in LIFECYCLE_FIELDS:
+                self.found.append((self.path, self.function, node.lineno, ["setattr"]))
         self.generic_visit(node)
 
     def visit_Assign(self, node):
         for target in node.targets:
-            if isinstance(target, ast.Attribute) and target.attr in LIFECYCLE_FIELDS:
-                self.found.append((self.path, self.function, node.lineno, [target.attr]))
+            self._target(target, node.lineno)
         self.generic_visit(node)
+
+    def visit_AugAssign(self, node):
+        self._target(node.target, node.lineno)
+        self.generic_visit(node)
+
+    def _target(self, target, lineno):
+        if isinstance(target, ast.Attribute) and target.attr in LIFECYCLE_FIELDS:
+            self.found.append((self.path, self.function, lineno, [target.attr]))
 
 
 def test_no_code_but_the_helper_writes_lifecycle_fields():
@@ -92,5 +106,33 @@ def test_no_code_but_the_helper_writes_lifecycle_fields():
 
 def test_the_scan_would_see_a_raw_update():
     visitor = _Writes("example.py")
-    visitor.visit(ast.parse("def f():\n    ModifyTask.objects.filter(pk=1).update(state='failed')\n    task.finished_at = 1\n"))
-    assert [(w[1], w[3]) for w in visitor.found] == [("f", ["state"]), ("f", ["finished_at"])]
+    visitor.visit(ast.parse(
+        "def f():\n    ModifyTask.objects.filter(pk=1).update(state='failed')\n    task.finished_at = 1\n"
+        "    task.poll_count += 1\n    setattr(task, 'state', 'failed')\n    qs.update(**values)\n"
+    ))
+    assert [(w[1], w[3]) for w in visitor.found] == [
+        ("f", ["state"]), ("f", ["finished_at"]), ("f", ["poll_count"]), ("f", ["setattr"]), ("f", ["**"])]
+
+
+def test_the_sandbox_never_touches_the_apps_tasks():
+    """The scan leaves ``sandbox`` out (its own models have fields of the same names); it must not import ours."""
+    for path in (ROOT / "sandbox").rglob("*.py"):
+        tree = ast.parse(path.read_text(), str(path))
+        modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        modules |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        assert not any(m and m.startswith("modify.models") for m in modules), path
+
+
+@pytest.mark.django_db
+def test_the_guard_holds_after_a_partial_refresh_and_after_a_plain_insert(member):
+    task = make_task(member, S.GENERATING)
+    task.refresh_from_db(fields=["prompt"])
+    task.next_poll_at = None
+    with pytest.raises(LifecycleError):
+        task.save()
+    fresh = ModifyTask(owner=member, prompt="p", source_kind="url", source_url="https://example.com/a.mp4")
+    fresh.save()
+    fresh.state = S.SUCCEEDED
+    with pytest.raises(LifecycleError):
+        fresh.save()
+    assert ModifyTask.objects.get(pk=fresh.pk).state == S.QUEUED

@@ -7,7 +7,9 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from modify.schedules import OLD_SCHEDULE_NAME, SWEEP_FUNC, SWEEP_SCHEDULE_NAME
+from modify.schedules import SWEEP_FUNC, SWEEP_SCHEDULE_NAME
+
+OLD_SCHEDULE_NAME = "lumaweb: poll provider tasks"  # as migration 0002 made it
 from tests.factories import make_member
 
 BEFORE = [("modify", "0003_task_retries_and_protected_keys")]

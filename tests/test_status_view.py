@@ -61,6 +61,7 @@ def test_a_retry_reason_is_shown_while_queued(signed_in, member):
 
 def test_an_unconfirmed_task_says_what_it_waits_for(signed_in, member):
     task = task_of(member, S.UNCONFIRMED)
+    assert task.no_answer("The provider did not answer in time; waiting for its callback.")
     card = status(signed_in, task).content.decode()
     assert '<span class="phase">Awaiting the provider</span>' in card
     assert f'<p class="note">{task.status_note}</p>' in card and task.status_note

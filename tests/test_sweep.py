@@ -10,7 +10,8 @@ from modify import jobs
 from modify.models import ApiKey, ModifyTask, TaskEvent
 from modify.schedules import SWEEP_FUNC, SWEEP_SCHEDULE_NAME, ensure_sweep_schedule
 from modify.states import Actor
-from modify.sweep import LOST_SENDING_AFTER, sweep, worker_gave_up_after
+from modify.sweep import LOST_SENDING_AFTER, sweep
+from modify.timing import worker_gave_up_after
 from sandbox.models import Account
 from sandbox.models import Task as SandboxTask
 from tests.factories import backdate, make_member, make_task
@@ -43,6 +44,7 @@ def polls(task):
 def test_a_pending_task_is_polled_with_a_growing_interval(app, owner, settings):
     settings.LUMA_POLL_FIRST_SECONDS = 30
     task = generating_task(owner)
+    entered = task.updated_at
     intervals = []
     for _ in range(5):
         backdate(task, next_poll_at=timezone.now() - timedelta(seconds=1))
@@ -58,6 +60,7 @@ def test_a_pending_task_is_polled_with_a_growing_interval(app, owner, settings):
     event = TaskEvent.objects.filter(task_id=task.pk, kind="poll").last()
     assert (event.actor, event.from_state, event.to_state) == (Actor.PROVIDER, S.GENERATING, S.GENERATING)
     assert task.timeline()[-1][1:] == ("Asked the provider: successFlag 0 (generating)", 5)
+    assert task.updated_at == entered  # booking polls leaves "when it entered its state" alone
 
 
 def test_tasks_not_yet_due_are_left_alone(app, owner):
@@ -74,7 +77,8 @@ def test_a_failed_generation_becomes_failed_with_the_providers_reason(app, owner
     task.refresh_from_db()
     assert task.state == S.FAILED and task.failed_stage == S.GENERATING
     assert task.error_code == 501 and "the model gave up" in task.error_message
-    assert polls(task) == ["successFlag 3 (generation failed)"]
+    # The poll's answer carries the provider's error code and message.
+    assert polls(task) == ["successFlag 3 (generation failed), errorCode 501: the model gave up"]
     assert task.events.last().kind == "fail"
 
 
@@ -90,6 +94,28 @@ def test_a_task_the_provider_forgot_fails_and_does_not_stop_the_others(app, owne
     [lost_answer] = polls(lost)
     assert "NotFoundError" in lost_answer and "giving up" in lost_answer
     assert polls(pending) == ["successFlag 0 (generating)"]
+
+
+def test_a_poll_that_raises_is_logged_and_does_not_stop_the_others(owner, monkeypatch):
+    now = timezone.now()
+    broken = backdate(make_task(owner, S.GENERATING), next_poll_at=now - timedelta(seconds=2))  # oldest due first
+    fine = backdate(make_task(owner, S.GENERATING), next_poll_at=now - timedelta(seconds=1))
+    asked = []
+
+    def poll(task, due_only=False):
+        asked.append(task.pk)
+        if task.pk == broken.pk:
+            raise RuntimeError("a bad row")
+        return True
+
+    monkeypatch.setattr("modify.polling.poll", poll)
+    assert sweep()["polled"] == 1  # only the poll that went through counts
+    assert asked == [broken.pk, fine.pk]
+    event = broken.events.last()
+    assert (event.kind, event.actor) == ("poll", Actor.SYSTEM)
+    assert event.detail == "the poll failed unexpectedly; it will be asked again"
+    assert ModifyTask.objects.get(pk=broken.pk).state == S.GENERATING
+    assert polls(fine) == []  # the patched poll logs nothing itself
 
 
 def test_gives_up_after_the_maximum_wait(app, owner, settings):
@@ -120,13 +146,18 @@ def test_due_retries_and_lost_sendings_are_enqueued_once_and_their_jobs_can_clai
     retried = make_task(owner)
     assert retried.claim() and retried.retry_later(20, reason="HTTP 503", note="Waiting to retry: the provider is busy")
     backdate(retried, next_submit_at=timezone.now() - timedelta(seconds=10))  # the 20 s have passed
+    entered = {task.pk: ModifyTask.objects.get(pk=task.pk).updated_at for task in (lost, retried)}
     make_task(owner)  # fresh: neither due nor lost
     assert sweep()["requeued"] == 2
     assert sorted(enqueued) == sorted([lost.pk, retried.pk])
     assert sweep()["requeued"] == 0  # not enqueued again a minute later
     assert len(enqueued) == 2
-    for task in (lost, retried):
-        assert [event.kind for event in task.events.all()][-1] == "requeue"
+    # Each requeue is logged with why it was enqueued, and leaves the task queued since it was.
+    for task, reason in ((lost, "its sending job was not picked up"), (retried, "its retry is due")):
+        requeues = list(task.events.filter(kind="requeue").values_list("from_state", "to_state", "detail"))
+        assert requeues == [(S.QUEUED, S.QUEUED, reason)]
+        assert task.events.last().kind == "requeue"
+        assert ModifyTask.objects.get(pk=task.pk).updated_at == entered[task.pk]
     # The jobs the sweep enqueued can claim their tasks (the sweep did not push them out of reach).
     lost.refresh_from_db()
     retried.refresh_from_db()
@@ -143,6 +174,22 @@ def test_a_sending_no_worker_took_is_enqueued_again_after_a_while(owner, monkeyp
     backdate(task, enqueued_at=timezone.now() - LOST_SENDING_AFTER - timedelta(minutes=1))
     sweep()
     assert enqueued == [task.pk, task.pk]
+    assert list(task.events.filter(kind="requeue").values_list("detail", flat=True)) == [
+        "its sending job was not picked up"] * 2
+
+
+def test_a_due_retry_whose_job_was_lost_is_enqueued_again_as_not_picked_up(owner, monkeypatch):
+    enqueued = []
+    monkeypatch.setattr("modify.enqueue.send_to_provider", lambda task: enqueued.append(task.pk))
+    task = make_task(owner)
+    assert task.claim() and task.retry_later(20, reason="HTTP 503", note="Waiting to retry: the provider is busy")
+    backdate(task, next_submit_at=timezone.now() - timedelta(minutes=10))
+    sweep()  # enqueued once: its retry is due
+    backdate(task, enqueued_at=timezone.now() - LOST_SENDING_AFTER - timedelta(minutes=1))  # and not taken since
+    sweep()
+    assert enqueued == [task.pk, task.pk]
+    assert list(task.events.filter(kind="requeue").values_list("detail", flat=True)) == [
+        "its retry is due", "its sending job was not picked up"]
 
 
 def test_an_archive_interrupted_by_a_dead_worker_is_polled_and_archived_again(owner, monkeypatch):
@@ -156,7 +203,9 @@ def test_an_archive_interrupted_by_a_dead_worker_is_polled_and_archived_again(ow
     fresh.refresh_from_db()
     assert archiving.state == S.GENERATING and archiving.next_poll_at <= timezone.now()
     assert archiving.archiving_at == long_ago  # the maximum wait still counts from the first archiving
-    assert archiving.events.last().kind == "resume_archiving"
+    resumed = archiving.events.last()
+    assert (resumed.kind, resumed.from_state, resumed.to_state) == ("resume_archiving", S.ARCHIVING, S.GENERATING)
+    assert (resumed.actor, resumed.detail) == (Actor.SYSTEM, "its worker stopped")
     assert fresh.state == S.ARCHIVING
     assert polled == [archiving.pk]  # polled in the same sweep (the poll confirms, then archives again)
 
@@ -164,9 +213,9 @@ def test_an_archive_interrupted_by_a_dead_worker_is_polled_and_archived_again(ow
 @pytest.mark.parametrize(
     "state, moments, message",
     [
-        # A worker claimed it and died before generate answered or failed.
+        # A worker claimed it and died before generate went out (nothing was spent).
         (S.SUBMITTING, {"submitting_at": "long_ago"}, "worker handling this task stopped"),
-        # Generate was not answered, and no callback came by the deadline.
+        # Generate went out; neither its answer nor a callback came by the deadline.
         (S.UNCONFIRMED, {"submitting_at": "long_ago", "callback_deadline": "past"},
          "never confirmed this task, nor called back"),
     ],
@@ -193,14 +242,22 @@ def test_a_sending_is_only_abandoned_after_the_worker_timeout(owner):
     assert task.state == S.SUBMITTING
 
 
-def test_an_unconfirmed_task_is_left_alone_until_its_deadline(owner):
+@pytest.mark.parametrize("answered", [True, False], ids=["no-answer-waits-for-callback", "worker-died-after-generate"])
+def test_an_unconfirmed_task_is_left_alone_until_its_deadline(owner, answered):
+    """Generate went out: the provider may have created (and billed) the task, so it is neither resent nor
+    failed as a dead worker; it waits for its id until the deadline, whether generate got no answer or
+    the worker died mid-call."""
     long_ago = timezone.now() - timedelta(hours=2)
-    task = backdate(make_task(owner, S.UNCONFIRMED), submitting_at=long_ago,
+    task = make_task(owner, S.UNCONFIRMED)
+    if answered:
+        assert task.no_answer("waiting for its callback")
+    task = backdate(task, submitting_at=long_ago, updated_at=long_ago,
                     callback_deadline=timezone.now() + timedelta(minutes=10))
-    assert sweep()["abandoned"] == 0
+    assert sweep() == {"requeued": 0, "polled": 0, "recovered": 0, "abandoned": 0}
     task.refresh_from_db()
     assert task.state == S.UNCONFIRMED
-    assert task.status_note == "waiting for its callback"
+    assert task.status_note == ("waiting for its callback" if answered else "")
+    assert task.events.last().kind == ("no_answer" if answered else "generate_sent")
 
 
 def test_the_schedule_runs_every_minute_and_is_created_once(transactional_db):

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from modify.models import ApiKey, ModifyTask, TaskEvent
+from modify.models import ApiKey, LifecycleError, ModifyTask, TaskEvent
 from modify.states import TRANSITIONS, Actor
 from tests.factories import RESULT_URL, backdate, make_member, make_task
 
@@ -29,6 +29,13 @@ def events(task):
 
 def in_an_hour():
     return timezone.now() + timedelta(hours=1)
+
+
+def team_key():
+    key = ApiKey(label="team key")
+    key.secret = "a-team-secret-1234"
+    key.save()
+    return key
 
 
 def move(method, *args, **kwargs):
@@ -69,33 +76,85 @@ def test_retry_later_puts_it_back_in_the_queue_later_with_a_note_for_the_member(
     assert task.status_note == ""  # the note spoke of the queued state
 
 
+def test_retry_later_from_unconfirmed_clears_the_callback_deadline(member):
+    """generate answered with an error that may pass (so it surely created nothing): back to the queue."""
+    task = make_task(member, S.UNCONFIRMED)
+    assert task.callback_deadline is not None
+    assert task.retry_later(60, reason="HTTP 503", note="Waiting to retry: The provider had a server error.") is True
+    assert task.state == S.QUEUED
+    assert task.callback_deadline is None  # only an unconfirmed task waits for one
+    assert task.status_note == "Waiting to retry: The provider had a server error."
+    assert task.error_message == ""
+    assert timedelta(seconds=55) < task.next_submit_at - timezone.now() <= timedelta(seconds=60)
+    stored = ModifyTask.objects.get(pk=task.pk)
+    assert (stored.state, stored.callback_deadline) == (S.QUEUED, None)
+    event = events(task)[-1]
+    assert (event.kind, event.from_state, event.to_state, event.detail) == ("retry_later", S.UNCONFIRMED, S.QUEUED, "HTTP 503")
+
+
+def test_generate_sent_moves_submitting_to_unconfirmed_with_its_deadline_key_and_video_url(member):
+    """Just before generate goes out: from here on the provider may have created (and billed) the task."""
+    key = team_key()
+    task = make_task(member, S.SUBMITTING)
+    deadline = in_an_hour()
+    before = timezone.now()
+    assert task.generate_sent(deadline, key, VIDEO_URL) is True
+    assert task.state == S.UNCONFIRMED
+    assert (task.callback_deadline, task.api_key, task.provider_video_url) == (deadline, key, VIDEO_URL)
+    assert task.provider_task_id == ""  # not known until generate answers (or a callback names it)
+    assert task.updated_at >= before  # it entered a new state
+    assert (task.status_note, task.error_message) == ("", "")
+    stored = ModifyTask.objects.get(pk=task.pk)
+    assert (stored.state, stored.callback_deadline, stored.api_key_id, stored.provider_video_url) == (
+        S.UNCONFIRMED, deadline, key.pk, VIDEO_URL)
+    assert task.claim() is False  # never sent blindly again
+    assert task.generate_sent(in_an_hour(), key, VIDEO_URL) is False  # nor marked sent twice
+    assert [event.kind for event in events(task)] == ["created", "claim", "generate_sent"]
+
+
 def test_accepted_books_the_first_poll_and_no_old_retry_note_remains(member, settings):
     settings.LUMA_POLL_FIRST_SECONDS = 30
-    key = ApiKey(label="team key")
-    key.secret = "a-team-secret-1234"
-    key.save()
+    key = team_key()
     task = make_task(member)
     assert task.claim() and task.retry_later(1, reason="HTTP 503", note="Waiting to retry: The provider is busy.")
     backdate(task, next_submit_at=timezone.now())
     assert task.claim() is True
-    assert task.accepted(PROVIDER_ID, key, VIDEO_URL) is True
+    assert task.generate_sent(in_an_hour(), key, VIDEO_URL) is True
+    assert task.accepted(PROVIDER_ID) is True
     assert task.state == S.GENERATING
+    # The key and video URL come from generate_sent; accepted only adds the id.
     assert (task.provider_task_id, task.api_key, task.provider_video_url) == (PROVIDER_ID, key, VIDEO_URL)
     assert (task.status_note, task.error_message) == ("", "")  # an old retry note no longer applies
     assert task.next_poll_at - task.generating_at == timedelta(seconds=30)
     assert task.next_submit_at is None and task.callback_deadline is None
+    assert [event.kind for event in events(task)] == [
+        "created", "claim", "retry_later", "claim", "generate_sent", "accepted"]
+
+
+@pytest.mark.parametrize("state", [S.QUEUED, S.SUBMITTING, S.GENERATING, S.ARCHIVING, S.SUCCEEDED, S.FAILED])
+def test_accepted_moves_only_an_unconfirmed_task(member, state):
+    """generate's answer counts only after generate_sent: never from the queue or a submitting task."""
+    assert TRANSITIONS["accepted"].sources == (S.UNCONFIRMED,)
+    task = make_task(member, state)
+    before, logged = row(task), events(task)
+    assert task.accepted(PROVIDER_ID) is False
+    assert row(task) == before
+    assert events(task) == logged
 
 
 def test_no_answer_waits_unconfirmed_for_the_callback_which_adopts_it(member):
     """Generate was sent and not answered: never resent, the callback names the provider's task."""
-    task = make_task(member, S.SUBMITTING)
-    deadline = in_an_hour()
-    assert task.no_answer(deadline, None, VIDEO_URL, "The provider did not answer in time; waiting for its callback.")
-    assert task.state == S.UNCONFIRMED
-    assert task.callback_deadline == deadline
+    task = make_task(member, S.UNCONFIRMED)
+    deadline, entered = task.callback_deadline, task.updated_at
+    assert task.no_answer("The provider did not answer in time; waiting for its callback.") is True
+    assert task.state == S.UNCONFIRMED  # a same-state row: it only sets the note
+    assert task.callback_deadline == deadline  # set by generate_sent, unchanged
+    assert task.updated_at == entered  # still unconfirmed since generate_sent
     assert task.next_submit_at is None  # no longer the marker of this phase
     assert task.status_note == "The provider did not answer in time; waiting for its callback."
     assert task.error_message == ""
+    event = events(task)[-1]
+    assert (event.kind, event.from_state, event.to_state, event.detail) == ("no_answer", S.UNCONFIRMED, S.UNCONFIRMED, "")
     assert task.claim() is False  # never sent again
     before = timezone.now()
     assert task.adopt(PROVIDER_ID) is True
@@ -108,9 +167,10 @@ def test_requeue_marks_the_enqueue_and_only_one_sweep_wins(member):
     task = make_task(member)
     other_sweep = ModifyTask.objects.get(pk=task.pk)
     now = timezone.now()
-    assert task.requeue(now) is True
+    assert task.requeue(now, "its sending job was not picked up") is True
     assert (task.state, task.enqueued_at) == (S.QUEUED, now)
-    assert other_sweep.requeue(timezone.now()) is False  # it read the task before the first enqueue
+    assert events(task)[-1].detail == "its sending job was not picked up"
+    assert other_sweep.requeue(timezone.now(), "its sending job was not picked up") is False  # read before the first enqueue
     assert ModifyTask.objects.get(pk=task.pk).enqueued_at == now
     assert task.claim() is True  # the enqueued job can still claim it
 
@@ -156,8 +216,11 @@ def test_result_found_then_archived(member):
 def test_resume_archiving_polls_again_and_keeps_the_first_archiving_time(member):
     task = make_task(member, S.ARCHIVING)
     first_archiving = task.archiving_at
-    assert task.resume_archiving() is True
+    assert task.resume_archiving("the download got no answer") is True
     assert task.state == S.GENERATING and task.next_poll_at <= timezone.now()
+    event = events(task)[-1]
+    assert (event.kind, event.from_state, event.to_state, event.detail) == (
+        "resume_archiving", S.ARCHIVING, S.GENERATING, "the download got no answer")
     assert task.result_found(RESULT_URL) is True
     assert task.archiving_at == first_archiving  # the maximum wait counts from the first archiving
 
@@ -186,19 +249,23 @@ def test_fail_records_the_stage_it_failed_in(member, stage):
         (S.GENERATING, move("claim")),
         (S.UNCONFIRMED, move("claim")),  # never sent twice
         (S.QUEUED, move("retry_later", 30, "HTTP 503", "Waiting to retry")),
-        (S.UNCONFIRMED, move("retry_later", 30, "HTTP 503", "Waiting to retry")),
-        (S.QUEUED, move("accepted", PROVIDER_ID, None, VIDEO_URL)),
-        (S.UNCONFIRMED, move("accepted", PROVIDER_ID, None, VIDEO_URL)),
-        (S.GENERATING, move("no_answer", in_an_hour(), None, VIDEO_URL, "waiting")),
+        (S.GENERATING, move("retry_later", 30, "HTTP 503", "Waiting to retry")),  # generate answered long ago
+        (S.QUEUED, move("generate_sent", in_an_hour(), None, VIDEO_URL)),  # not claimed by a worker
+        (S.UNCONFIRMED, move("generate_sent", in_an_hour(), None, VIDEO_URL)),  # sent already
+        (S.GENERATING, move("generate_sent", in_an_hour(), None, VIDEO_URL)),
+        # accepted from every other state: test_accepted_moves_only_an_unconfirmed_task
+        (S.SUBMITTING, move("no_answer", "waiting")),  # generate has not gone out
+        (S.GENERATING, move("no_answer", "waiting")),
         (S.GENERATING, move("adopt", PROVIDER_ID)),
         (S.FAILED, move("adopt", PROVIDER_ID)),
-        (S.SUBMITTING, move("requeue", timezone.now())),
+        (S.SUBMITTING, move("requeue", timezone.now(), "its sending job was not picked up")),
         (S.QUEUED, move("keep_source", "sources/x.mp4", 2.0)),
+        (S.UNCONFIRMED, move("keep_source", "sources/x.mp4", 2.0)),  # generate went out with the source it had
         (S.ARCHIVING, move("book_poll", timezone.now())),
         (S.FAILED, move("book_poll", timezone.now())),
         (S.SUBMITTING, move("result_found", "https://e.com/r.mp4")),
         (S.SUCCEEDED, move("result_found", "https://e.com/r.mp4")),
-        (S.GENERATING, move("resume_archiving")),
+        (S.GENERATING, move("resume_archiving", "its worker stopped")),
         (S.GENERATING, move("archived", result_file="results/x.mp4")),
         (S.FAILED, move("archived", result_file="results/x.mp4")),
         (S.SUCCEEDED, move("fail", "too late")),
@@ -222,11 +289,14 @@ def test_a_transition_from_the_wrong_state_returns_false_and_changes_nothing(mem
         (S.GENERATING, lambda t: t.book_poll(timezone.now() + timedelta(minutes=1)),
          lambda t: t.book_poll(timezone.now() + timedelta(minutes=2), due_only=True)),
         # A second callback is not noted again.
-        (S.GENERATING, lambda t: t.note_callback(), lambda t: t.note_callback()),
+        (S.GENERATING, lambda t: t.note_callback(t.provider_task_id), lambda t: t.note_callback(t.provider_task_id)),
+        # A callback naming another provider task than the one generate recorded.
+        (S.GENERATING, lambda t: True, lambda t: t.note_callback("b" * 32)),
         # A sweep holding a copy from before another sweep's enqueue.
-        (S.QUEUED, lambda t: ModifyTask.objects.get(pk=t.pk).requeue(timezone.now()), lambda t: t.requeue(timezone.now())),
+        (S.QUEUED, lambda t: ModifyTask.objects.get(pk=t.pk).requeue(timezone.now(), "its retry is due"),
+         lambda t: t.requeue(timezone.now(), "its retry is due")),
     ],
-    ids=["retry-not-due", "poll-not-due", "second-callback", "second-requeue"],
+    ids=["retry-not-due", "poll-not-due", "second-callback", "callback-for-another-task", "second-requeue"],
 )
 def test_a_move_whose_condition_does_not_hold_returns_false_and_changes_nothing(member, state, setup, attempt):
     task = make_task(member, state)
@@ -272,20 +342,33 @@ def test_two_racing_finalizers_only_one_archives(member):
 
 WINNERS = [  # (from, the move, its row in TRANSITIONS, to, actor, detail)
     (S.QUEUED, move("claim"), "claim", S.SUBMITTING, Actor.SYSTEM, "attempt 1"),
-    (S.QUEUED, move("requeue", timezone.now()), "requeue", S.QUEUED, Actor.SYSTEM, ""),
+    (S.QUEUED, move("requeue", timezone.now(), "its retry is due"), "requeue", S.QUEUED, Actor.SYSTEM,
+     "its retry is due"),
     (S.SUBMITTING, move("keep_source", "sources/x.mp4", 2.0), "source_kept", S.SUBMITTING, Actor.SYSTEM, "2.0 s"),
+    (S.SUBMITTING, move("generate_sent", in_an_hour(), None, VIDEO_URL), "generate_sent", S.UNCONFIRMED,
+     Actor.SYSTEM, ""),
     (S.SUBMITTING, move("retry_later", 30, "HTTP 503", "Waiting to retry"), "retry_later", S.QUEUED,
      Actor.SYSTEM, "HTTP 503"),
-    (S.SUBMITTING, move("accepted", PROVIDER_ID, None, VIDEO_URL), "accepted", S.GENERATING, Actor.SYSTEM,
-     PROVIDER_ID),
-    (S.SUBMITTING, move("no_answer", in_an_hour(), None, VIDEO_URL, "waiting"), "no_answer", S.UNCONFIRMED,
-     Actor.SYSTEM, ""),
+    (S.UNCONFIRMED, move("retry_later", 30, "HTTP 503", "Waiting to retry"), "retry_later", S.QUEUED,
+     Actor.SYSTEM, "HTTP 503"),
+    (S.UNCONFIRMED, move("accepted", PROVIDER_ID), "accepted", S.GENERATING, Actor.SYSTEM, PROVIDER_ID),
+    (S.UNCONFIRMED, move("no_answer", "waiting"), "no_answer", S.UNCONFIRMED, Actor.SYSTEM, ""),
     (S.UNCONFIRMED, move("adopt", PROVIDER_ID), "adopted", S.GENERATING, Actor.PROVIDER, PROVIDER_ID),
+    (S.SUBMITTING, move("adopt", PROVIDER_ID), "adopted", S.GENERATING, Actor.PROVIDER, PROVIDER_ID),
     (S.QUEUED, move("adopt", PROVIDER_ID), "adopted", S.GENERATING, Actor.PROVIDER, PROVIDER_ID),
     (S.GENERATING, move("result_found", RESULT_URL), "result_found", S.ARCHIVING, Actor.SYSTEM, ""),
-    (S.ARCHIVING, move("resume_archiving"), "resume_archiving", S.GENERATING, Actor.SYSTEM, ""),
+    (S.ARCHIVING, move("resume_archiving", "its worker stopped"), "resume_archiving", S.GENERATING, Actor.SYSTEM,
+     "its worker stopped"),
     (S.ARCHIVING, move("archived", result_file="results/x.mp4"), "archived", S.SUCCEEDED, Actor.SYSTEM, ""),
     (S.GENERATING, move("fail", "gave up"), "fail", S.FAILED, Actor.SYSTEM, "gave up"),
+    (S.UNCONFIRMED, move("fail", "refused"), "fail", S.FAILED, Actor.SYSTEM, "refused"),
+    # The first verified callback, for the task generate recorded (or before its id is known).
+    (S.GENERATING, move("note_callback", PROVIDER_ID), "callback_accepted", S.GENERATING, Actor.PROVIDER,
+     "first delivery"),
+    (S.UNCONFIRMED, move("note_callback", PROVIDER_ID), "callback_accepted", S.UNCONFIRMED, Actor.PROVIDER,
+     "first delivery"),
+    (S.SUCCEEDED, move("note_callback", PROVIDER_ID), "callback_accepted", S.SUCCEEDED, Actor.PROVIDER,
+     "first delivery"),
 ]
 
 
@@ -293,7 +376,7 @@ WINNERS = [  # (from, the move, its row in TRANSITIONS, to, actor, detail)
     "state, winner, name, target, actor, detail", WINNERS, ids=[f"{w[2]}-from-{w[0]}" for w in WINNERS]
 )
 def test_each_winning_transition_writes_exactly_one_event(member, state, winner, name, target, actor, detail):
-    task = make_task(member, state)
+    task = make_task(member, state, provider_task_id=PROVIDER_ID)  # the id generate answered, once it is past unconfirmed
     before = events(task)
     assert winner(task) is True
     new = events(task)[len(before):]
@@ -313,38 +396,124 @@ def test_a_stop_by_staff_is_logged_with_who_did_it(member, staff):
     assert (event.actor, event.actor_user, event.detail) == (Actor.STAFF, staff, "Stopped by staff (sam).")
 
 
-@pytest.mark.parametrize(
-    "move, name",
-    [(lambda t: t.book_poll(timezone.now() + timedelta(minutes=1)), "book_poll"), (lambda t: t.note_callback(), "callback_noted")],
-)
-def test_moves_whose_caller_logs_the_outcome_write_no_event_themselves(member, move, name):
-    """A poll logs the provider's answer, a callback view its verdict: the booking itself is not an event."""
+def test_only_the_poll_booking_leaves_its_logging_to_the_caller(member):
+    """A poll logs the provider's answer: the booking itself is not an event. Every other row is logged
+    (a callback's first delivery too, as "callback_accepted")."""
+    assert [name for name, row_ in TRANSITIONS.items() if not row_.logged] == ["book_poll"]
+    assert "callback_noted" not in TRANSITIONS
     task = make_task(member, S.GENERATING)
     before = events(task)
-    assert TRANSITIONS[name].logged is False
-    assert move(task) is True
+    assert task.book_poll(timezone.now() + timedelta(minutes=1)) is True
     assert events(task) == before
+
+
+@pytest.mark.parametrize(
+    "state, same_state_move",
+    [
+        (S.GENERATING, move("book_poll", timezone.now() + timedelta(minutes=1))),
+        (S.QUEUED, move("requeue", timezone.now(), "its sending job was not picked up")),
+        (S.SUBMITTING, move("keep_source", "sources/x.mp4", 2.0)),
+        (S.UNCONFIRMED, move("no_answer", "waiting for its callback")),
+        (S.GENERATING, move("note_callback", PROVIDER_ID)),
+    ],
+    ids=["book_poll", "requeue", "source_kept", "no_answer", "callback_accepted"],
+)
+def test_updated_at_is_when_it_entered_its_state_so_same_state_rows_leave_it_alone(member, state, same_state_move):
+    entered = timezone.now() - timedelta(hours=1)
+    task = backdate(make_task(member, state, provider_task_id=PROVIDER_ID), updated_at=entered)
+    assert same_state_move(task) is True
+    assert task.state == state
+    assert task.updated_at == entered
+    assert ModifyTask.objects.get(pk=task.pk).updated_at == entered
+
+
+def test_a_state_change_moves_updated_at(member):
+    entered = timezone.now() - timedelta(hours=1)
+    task = backdate(make_task(member, S.GENERATING), updated_at=entered)
+    before = timezone.now()
+    assert task.result_found(RESULT_URL) is True
+    assert ModifyTask.objects.get(pk=task.pk).updated_at >= before
 
 
 # --- Callbacks ------------------------------------------------------------------------------------------
 
 
 def test_note_callback_is_true_only_the_first_time(member):
-    task = make_task(member, S.GENERATING)
-    assert task.note_callback() is True
+    task = make_task(member, S.GENERATING, provider_task_id=PROVIDER_ID)
+    assert task.note_callback(PROVIDER_ID) is True
     first_at = ModifyTask.objects.get(pk=task.pk).callback_received_at
     assert first_at is not None and task.callback_received_at == first_at
-    assert task.note_callback() is False
-    assert ModifyTask.objects.get(pk=task.pk).note_callback() is False  # another worker's copy too
+    assert task.note_callback(PROVIDER_ID) is False
+    assert ModifyTask.objects.get(pk=task.pk).note_callback(PROVIDER_ID) is False  # another worker's copy too
     stored = ModifyTask.objects.get(pk=task.pk)
     assert stored.callback_received_at == first_at
     assert stored.state == S.GENERATING  # a callback alone changes no state
+    # The first delivery is logged by the move; duplicates are logged by callbacks.receive, not here.
+    [accepted] = [event for event in events(task) if event.kind == "callback_accepted"]
+    assert (accepted.from_state, accepted.to_state) == (S.GENERATING, S.GENERATING)
+    assert (accepted.actor, accepted.actor_user, accepted.detail) == (Actor.PROVIDER, None, "first delivery")
+
+
+def test_note_callback_refuses_another_provider_task_than_the_one_recorded(member):
+    task = make_task(member, S.GENERATING, provider_task_id=PROVIDER_ID)
+    before, logged = row(task), events(task)
+    assert task.note_callback("b" * 32) is False
+    assert row(task) == before  # callback_received_at still null
+    assert events(task) == logged  # the caller logs the rejection
+    assert task.note_callback(PROVIDER_ID) is True  # the task's own callback is still noted first
+
+
+def test_note_callback_before_the_id_is_known_notes_any_id_and_records_none(member):
+    """Unconfirmed: generate has not answered, so any verified callback may name the task (adopt records the id)."""
+    task = make_task(member, S.UNCONFIRMED)
+    assert task.note_callback(PROVIDER_ID) is True
+    stored = ModifyTask.objects.get(pk=task.pk)
+    assert (stored.state, stored.provider_task_id) == (S.UNCONFIRMED, "")
+    assert stored.callback_received_at is not None
+    assert task.note_callback("b" * 32) is False  # noted once
 
 
 def test_a_callback_for_a_finished_task_is_still_noted(member):
-    task = make_task(member, S.SUCCEEDED)
-    assert task.note_callback() is True
+    task = make_task(member, S.SUCCEEDED, provider_task_id=PROVIDER_ID)
+    assert task.note_callback(PROVIDER_ID) is True
     assert (task.state, task.callback_received_at is not None) == (S.SUCCEEDED, True)
+    assert events(task)[-1].kind == "callback_accepted"
+
+
+# --- save() writes plain data only -------------------------------------------------------------------
+
+
+def test_save_on_a_stale_instance_does_not_put_back_what_a_transition_changed(member):
+    """An edit loaded before a fail() must not resurrect the task: save() writes only non-lifecycle fields."""
+    task = make_task(member, S.GENERATING)
+    editor, worker = ModifyTask.objects.get(pk=task.pk), ModifyTask.objects.get(pk=task.pk)
+    assert worker.fail("The provider gave up.", code=501) is True
+    editor.prompt = "a rainy city at dawn"
+    editor.save()  # editor still holds state "generating" in memory
+    stored = ModifyTask.objects.get(pk=task.pk)
+    assert stored.prompt == "a rainy city at dawn"
+    assert (stored.state, stored.failed_stage) == (S.FAILED, S.GENERATING)
+    assert (stored.error_code, stored.error_message) == (501, "The provider gave up.")
+    assert stored.finished_at is not None
+    assert [event.kind for event in events(task)][-1] == "fail"
+
+
+@pytest.mark.parametrize("fields", [["state"], ["prompt", "error_message"], ["updated_at"]])
+def test_save_refuses_update_fields_naming_a_lifecycle_field(member, fields):
+    task = make_task(member, S.GENERATING)
+    task.prompt = "changed"
+    before = row(task)
+    with pytest.raises(LifecycleError):
+        task.save(update_fields=fields)
+    assert row(task) == before  # nothing was written
+
+
+def test_save_with_plain_update_fields_writes_them(member):
+    task = make_task(member, S.GENERATING)
+    task.prompt, task.watermark = "changed", "studio"
+    task.save(update_fields=["prompt"])
+    stored = ModifyTask.objects.get(pk=task.pk)
+    assert (stored.prompt, stored.watermark, stored.state) == ("changed", "", S.GENERATING)
 
 
 # --- Querysets ----------------------------------------------------------------------------------------------
@@ -436,7 +605,9 @@ def test_steps_and_timeline_follow_the_task(member):
     assert task.steps == [("Queued", "current"), ("Submitting", ""), ("Generating", ""), ("Archiving", "")]
     assert [summary for _, summary, _ in task.timeline()] == ["Created: made by a test factory"]
     assert task.claim()
-    assert task.no_answer(in_an_hour(), None, VIDEO_URL, "waiting for its callback")
+    assert task.steps == [("Queued", "done"), ("Submitting", "current"), ("Generating", ""), ("Archiving", "")]
+    assert task.generate_sent(in_an_hour(), None, VIDEO_URL)
+    assert task.no_answer("waiting for its callback")
     assert task.steps == [("Queued", "done"), ("Submitting", "current"), ("Generating", ""), ("Archiving", "")]
     assert task.adopt(PROVIDER_ID)
     assert task.steps == [("Queued", "done"), ("Submitting", "done"), ("Generating", "current"), ("Archiving", "")]
@@ -445,6 +616,7 @@ def test_steps_and_timeline_follow_the_task(member):
     assert [(summary, times) for _, summary, times in task.timeline()] == [
         ("Created: made by a test factory", 1),
         ("Sending to the provider: attempt 1", 1),
+        ("Asked the provider to generate the video", 1),
         ("The provider did not answer; waiting for its callback", 1),
         (f"The provider's callback named the task: {PROVIDER_ID}", 1),
         ("Asked the provider: successFlag 0 (generating)", 3),

@@ -9,12 +9,16 @@
 * the every-minute schedule becomes the lifecycle sweep.
 """
 
+import re
+
 from django.db import migrations
 from django.db.models import F
 
 OLD_SCHEDULE = "lumaweb: poll provider tasks"
 SWEEP_SCHEDULE, SWEEP_FUNC = "lumaweb: lifecycle sweep", "modify.jobs.sweep"
 BACKFILLED = "recorded before the event log"
+# As modify.logfilters.redact: an old error message may echo a callback URL and its secret.
+CALLBACK_SECRET = re.compile(r"(/callbacks/)[^/\s\"?]+")
 
 
 def forward(apps, schema_editor):
@@ -46,7 +50,8 @@ def _backfill_events(apps, Task):
         if task.state == "succeeded":
             steps.append(("archived", "archiving", "succeeded", "system", task.finished_at, BACKFILLED))
         elif task.state == "failed":
-            steps.append(("fail", task.failed_stage, "failed", "system", task.finished_at, task.error_message[:500]))
+            reason = CALLBACK_SECRET.sub(r"\1[redacted]", task.error_message)[:500]
+            steps.append(("fail", task.failed_stage, "failed", "system", task.finished_at, reason))
         for kind, source, target, actor, moment, detail in steps:
             if moment is not None:
                 events.append(Event(task_id=task.pk, kind=kind, from_state=source, to_state=target, actor=actor,

@@ -41,8 +41,8 @@ def _new_callback_token():
     return secrets.token_urlsafe(32)
 
 
-# Lifecycle fields a new task may be created with (the rest keep their defaults).
-_SET_AT_CREATION = {"updated_at", "api_key", "api_key_id"}
+# The one lifecycle field a new task is created with (the rest keep their defaults).
+_SET_AT_CREATION = {"updated_at"}
 
 
 class ModifyTask(models.Model):
@@ -54,7 +54,6 @@ class ModifyTask(models.Model):
         UPLOAD = "upload", "Upload"
         URL = "url", "URL"
 
-    TERMINAL_STATES = TERMINAL
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="modify_tasks")
@@ -106,7 +105,7 @@ class ModifyTask(models.Model):
     generating_at = models.DateTimeField(null=True, blank=True)
     archiving_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(default=timezone.now, help_text="The last lifecycle change.")
+    updated_at = models.DateTimeField(default=timezone.now, help_text="When it entered its current state.")
 
     objects = ModifyTaskQuerySet.as_manager()
 
@@ -134,6 +133,11 @@ class ModifyTask(models.Model):
     def can_retry(self):
         """Failed, and not tried again yet (a retry is a new task)."""
         return self.is_failed and not self.retried_as_id
+
+    @property
+    def failed_during(self):
+        """The step a failed task stopped in, as the progress strip names it."""
+        return (State.SUBMITTING if self.failed_stage == State.UNCONFIRMED else State(self.failed_stage)).label
 
     @property
     def steps(self):
@@ -170,13 +174,16 @@ class ModifyTask(models.Model):
         task._remember_lifecycle()
         return task
 
-    def refresh_from_db(self, *args, **kwargs):
-        super().refresh_from_db(*args, **kwargs)
-        self._remember_lifecycle()
+    def refresh_from_db(self, using=None, fields=None, from_queryset=None):
+        super().refresh_from_db(using=using, fields=fields, from_queryset=from_queryset)
+        reloaded = None if fields is None else {self._meta.get_field(name).attname for name in fields}
+        self._remember_lifecycle(reloaded)
 
-    def _remember_lifecycle(self):
+    def _remember_lifecycle(self, only=None):
+        """Note the lifecycle fields as stored (all, or those in ``only`` just reloaded)."""
         loaded = self.__dict__
-        self._stored_lifecycle = {name: loaded[name] for name in LIFECYCLE_FIELDS if name in loaded}
+        stored = {name: loaded[name] for name in LIFECYCLE_FIELDS if name in loaded and (only is None or name in only)}
+        self._stored_lifecycle = stored if only is None else {**getattr(self, "_stored_lifecycle", {}), **stored}
 
     def save(self, *args, **kwargs):
         if self._state.adding:
@@ -187,7 +194,15 @@ class ModifyTask(models.Model):
             changed = [name for name, value in stored.items() if self.__dict__.get(name) != value]
         if changed:
             raise LifecycleError(f"{', '.join(sorted(changed))} can only change through ModifyTask.transition().")
+        if not self._state.adding:
+            # Write only plain data: a stale instance must not put back what a transition changed meanwhile.
+            update_fields = kwargs.get("update_fields")
+            if update_fields is not None and set(update_fields) & LIFECYCLE_FIELDS:
+                raise LifecycleError("save(update_fields=...) cannot name lifecycle fields; use ModifyTask.transition().")
+            kwargs["update_fields"] = update_fields if update_fields is not None else [
+                f.name for f in self._meta.concrete_fields if not f.primary_key and f.attname not in LIFECYCLE_FIELDS]
         super().save(*args, **kwargs)
+        self._remember_lifecycle()
 
     # --- The helper ------------------------------------------------------------------------------
     def transition(self, name, *, actor=Actor.SYSTEM, by=None, detail="", when=None, **changes):
@@ -202,8 +217,9 @@ class ModifyTask(models.Model):
         if self.state not in move.sources:
             return False
         source, target = self.state, move.target or self.state
-        values = {"state": target, "updated_at": timezone.now(), **changes}
+        values = {"state": target, **changes}
         if target != source:
+            values["updated_at"] = timezone.now()
             values.setdefault("status_note", "")  # a note speaks of the state it was written in
         with transaction.atomic():
             won = ModifyTask.objects.filter(when or Q(), pk=self.pk, state=source).update(**values)
@@ -224,7 +240,6 @@ class ModifyTask(models.Model):
         with transaction.atomic():
             self.save(force_insert=True)
             self.record("created", actor=actor, by=by, detail=detail, from_state="")
-        self._remember_lifecycle()
 
     # --- The named moves ---------------------------------------------------------------------
     def claim(self):
@@ -241,21 +256,26 @@ class ModifyTask(models.Model):
         return self.transition("source_kept", detail=f"{duration:.1f} s", source_file=source_file, source_duration=duration)
 
     def retry_later(self, delay_seconds, reason, note):
-        """submitting → queued after an error that may pass, due again after ``delay_seconds``;
-        ``note`` tells the member what it waits for."""
+        """submitting or unconfirmed → queued after an error that may pass (and surely created
+        nothing), due again after ``delay_seconds``; ``note`` tells the member what it waits for."""
         return self.transition(
-            "retry_later", detail=reason, next_submit_at=timezone.now() + timedelta(seconds=delay_seconds), status_note=note
+            "retry_later", detail=reason, next_submit_at=timezone.now() + timedelta(seconds=delay_seconds),
+            callback_deadline=None, status_note=note,
         )
 
-    def accepted(self, provider_task_id, api_key, video_url):
-        """submitting → generating: generate answered with the provider's task id."""
-        return self.transition("accepted", detail=provider_task_id, **self._generating(provider_task_id),
-                               api_key=api_key, provider_video_url=video_url)
+    def generate_sent(self, deadline, api_key, video_url):
+        """submitting → unconfirmed, just before generate goes out: from here on the provider may
+        have created (and billed) the task, so it is never sent blindly again. ``deadline``: when
+        to give up on hearing its id, should the answer and the callback never come."""
+        return self.transition("generate_sent", callback_deadline=deadline, api_key=api_key, provider_video_url=video_url)
 
-    def no_answer(self, deadline, api_key, video_url, note):
-        """submitting → unconfirmed: generate was sent and not answered; wait for the callback until ``deadline``."""
-        return self.transition("no_answer", callback_deadline=deadline, api_key=api_key, provider_video_url=video_url,
-                               status_note=note)
+    def accepted(self, provider_task_id):
+        """unconfirmed → generating: generate answered with the provider's task id."""
+        return self.transition("accepted", detail=provider_task_id, **self._generating(provider_task_id))
+
+    def no_answer(self, note):
+        """Stay unconfirmed: generate got no answer; its callback will name the task."""
+        return self.transition("no_answer", status_note=note)
 
     def adopt(self, provider_task_id):
         """queued, submitting or unconfirmed → generating: a verified callback named the provider task
@@ -269,9 +289,9 @@ class ModifyTask(models.Model):
         return {"provider_task_id": provider_task_id, "generating_at": now,
                 "next_poll_at": now + timedelta(seconds=first_poll), "next_submit_at": None, "callback_deadline": None}
 
-    def requeue(self, now):
+    def requeue(self, now, reason):
         """Stay queued, marked as enqueued at ``now``: of two overlapping sweeps, one enqueues."""
-        return self.transition("requeue", when=Q(enqueued_at=self.enqueued_at), enqueued_at=now)
+        return self.transition("requeue", detail=reason, when=Q(enqueued_at=self.enqueued_at), enqueued_at=now)
 
     def book_poll(self, next_poll_at, due_only=False):
         """Stay generating; book this poll and the next one. ``due_only``: only if it is due."""
@@ -285,10 +305,11 @@ class ModifyTask(models.Model):
         first_archiving = Coalesce(F("archiving_at"), Value(timezone.now(), output_field=models.DateTimeField()))
         return self.transition("result_found", result_url=result_url, archiving_at=first_archiving)
 
-    def resume_archiving(self):
-        """archiving → generating, due for a poll now: the worker archiving it stopped; the poll
-        confirms and archives again, until the maximum wait counted from the first archiving."""
-        return self.transition("resume_archiving", next_poll_at=timezone.now())
+    def resume_archiving(self, reason):
+        """archiving → generating, due for a poll now: the download failed for now, or the worker
+        archiving it stopped; the poll confirms and archives again, until the maximum wait
+        counted from the first archiving."""
+        return self.transition("resume_archiving", detail=reason, next_poll_at=timezone.now())
 
     def archived(self, **result):
         """archiving → succeeded with the archived file, poster and their facts."""
@@ -297,12 +318,14 @@ class ModifyTask(models.Model):
     def fail(self, message, code=None, *, actor=Actor.SYSTEM, by=None):
         """Any live state → failed, remembering the stage it failed in and why."""
         return self.transition("fail", actor=actor, by=by, detail=message, failed_stage=self.state, error_code=code,
-                               error_message=message, finished_at=timezone.now())
+                               error_message=message, finished_at=timezone.now(), callback_deadline=None)
 
-    def note_callback(self):
-        """Note that a verified callback arrived; True for the first one only."""
-        return self.transition("callback_noted", when=Q(callback_received_at__isnull=True),
-                               callback_received_at=timezone.now())
+    def note_callback(self, provider_task_id):
+        """Note the first verified callback for ``provider_task_id``, with its event; False for a
+        duplicate, or when the task turned out to be another provider task (the caller looks)."""
+        names_it = Q(provider_task_id="") | Q(provider_task_id=provider_task_id)
+        return self.transition("callback_accepted", actor=Actor.PROVIDER, detail="first delivery",
+                               when=Q(callback_received_at__isnull=True) & names_it, callback_received_at=timezone.now())
 
     # --- Member actions (no lifecycle field) -------------------------------------------------
     def set_shared(self, shared, by, actor=Actor.MEMBER):

@@ -20,7 +20,8 @@ DETAIL_MAX = 500
 SUMMARIES = {
     "created": "Created",
     "claim": "Sending to the provider",
-    "requeue": "Queued again: its worker had not picked it up",
+    "requeue": "Queued again",
+    "generate_sent": "Asked the provider to generate the video",
     "source_kept": "Fetched the video URL and checked it",
     "retry_later": "Will try again",
     "accepted": "The provider accepted the task",
@@ -68,7 +69,3 @@ class TaskEvent(models.Model):
         """The event in a few words, with its detail: what the timeline shows."""
         label = SUMMARIES.get(self.kind, self.kind)
         return f"{label}: {self.detail}" if self.detail else label
-
-    @property
-    def is_state_change(self):
-        return self.from_state != self.to_state

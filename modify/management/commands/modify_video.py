@@ -43,7 +43,7 @@ class Command(BaseCommand):
             return
         task = self._wait(task, options["timeout"], options["interval"])
         if task.is_failed:
-            raise CommandError(f"Task {task.pk} failed while {task.get_failed_stage_display().lower()}: {task.error_message}")
+            raise CommandError(f"Task {task.pk} failed while {task.failed_during.lower()}: {task.error_message}")
         self.stdout.write(self.style.SUCCESS(f"Done: {task.result_width}×{task.result_height}, {task.result_duration:.1f} s."))
         if options["out"]:
             out_dir = Path(options["out"])

@@ -1,6 +1,7 @@
-"""How long to wait before asking again: exponential, jittered, capped."""
+"""How long to wait: before asking again (exponential, jittered, capped), and for a worker that may have died."""
 
 import random
+from datetime import timedelta
 
 from django.conf import settings
 
@@ -17,3 +18,8 @@ def backoff_seconds(attempt, base=30, cap=None):
     cap = cap or settings.LUMA_POLL_MAX_INTERVAL_SECONDS
     delay = min(cap, base * 2 ** max(attempt - 1, 0))
     return delay + random.uniform(0, delay * 0.2)
+
+
+def worker_gave_up_after():
+    """A job still running past django-q2's timeout has been killed: its task is stale."""
+    return timedelta(seconds=settings.Q_CLUSTER["timeout"]) + timedelta(minutes=5)
