@@ -67,7 +67,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "django_q",
+    "axes",
     "modify",
+    "team",
     "sandbox",
 ]
 
@@ -82,6 +84,13 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "modify.middleware.HtmxLoginRedirectMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its lockout answer.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before checking the password
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "lumaweb.urls"
@@ -232,8 +241,27 @@ LUMA_MAX_WAIT_SECONDS = env_int("LUMA_MAX_WAIT_SECONDS", 60 * 60)
 LUMA_SUBMIT_MAX_ATTEMPTS = env_int("LUMA_SUBMIT_MAX_ATTEMPTS", 6)
 LUMA_CALLBACK_MAX_AGE_SECONDS = env_int("LUMA_CALLBACK_MAX_AGE_SECONDS", 300)
 LUMA_MAX_RESULT_BYTES = env_int("LUMA_MAX_RESULT_BYTES", 1024 * 1024 * 1024)
-# Encrypts ApiKey secrets at rest; derived from SECRET_KEY when unset.
-FIELD_ENCRYPTION_KEY = os.environ.get("FIELD_ENCRYPTION_KEY", "").strip()
+# Encrypts ApiKey secrets at rest; derived from SECRET_KEY when unset. To rotate,
+# list the new key first and the old after it, run `manage.py rotate_encryption_key`,
+# then drop the old one: every listed key decrypts, the first encrypts.
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", os.environ.get("FIELD_ENCRYPTION_KEY", ""))
+
+# --- The team ----------------------------------------------------------------------
+# What one task costs in provider credits (kie.ai does not report it per task).
+LUMA_CREDITS_PER_TASK = env_int("LUMA_CREDITS_PER_TASK", 10)
+# A key with fewer credits left is flagged to staff; with fewer than one task's worth it is not used.
+LUMA_LOW_CREDITS = env_int("LUMA_LOW_CREDITS", 100)
+LUMA_CREDITS_REFRESH_MINUTES = env_int("LUMA_CREDITS_REFRESH_MINUTES", 15)
+INVITATION_DAYS = env_int("INVITATION_DAYS", 7)
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "lumaweb@localhost")
+# Login throttling (django-axes): per username and per address, for an hour.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_HOURS", 1)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
 
 # --- The sandbox -----------------------------------------------------------------
 # On by default only while no real provider is configured (neither a key nor a

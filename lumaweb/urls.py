@@ -11,6 +11,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("modify.urls")),
+    path("", include("team.urls")),
 ]
 
 # The stand-in provider is mounted only when enabled: never beside a real key

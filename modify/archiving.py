@@ -42,7 +42,7 @@ def archive(task_id):
                 task.result_file.save("result.mp4", File(video), save=False)
                 task.poster.save("poster.jpg", File(poster), save=False)
     except backend.ConfigurationError as error:
-        task.fail(str(error))
+        task.fail(error.sentence)
         return task
     except DownloadError as error:
         if error.retryable:

@@ -12,7 +12,11 @@ from modify.provider import LumaClient
 
 
 class ConfigurationError(Exception):
-    """The app cannot reach a provider as configured; the message says what to fix."""
+    """The app cannot reach a provider as configured; ``sentence`` says what to fix."""
+
+    def __init__(self, sentence):
+        super().__init__(sentence)
+        self.sentence = sentence
 
 
 def uses_sandbox():

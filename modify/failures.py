@@ -38,7 +38,7 @@ SENTENCES = {
     # Configuration.
     "no_public_url": "The app is misconfigured: PUBLIC_BASE_URL is not set, so the sandbox cannot be reached.",
     "key_unreadable": (
-        "The API key “{label}” cannot be decrypted (was FIELD_ENCRYPTION_KEY or SECRET_KEY changed?). "
+        "The API key “{label}” cannot be decrypted (was FIELD_ENCRYPTION_KEYS or SECRET_KEY changed?). "
         "Ask staff to enter it again in the admin."
     ),
     "no_key": "No provider API key is configured: ask staff to set LUMA_API_KEY or add one in the admin.",
@@ -74,9 +74,18 @@ _RETRY_REASONS = [
 ]
 
 
+class Sentence(str):
+    """A sentence that remembers which one it is (``key``), so stats can count failures by kind."""
+
+    def __new__(cls, text, key):
+        sentence = super().__new__(cls, text)
+        sentence.key = key
+        return sentence
+
+
 def sentence(key, **facts):
     """The sentence ``key`` with its facts filled in, without secrets."""
-    return redact(SENTENCES[key].format(**facts))
+    return Sentence(redact(SENTENCES[key].format(**facts)), key)
 
 
 def for_provider_error(error):

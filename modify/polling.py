@@ -42,7 +42,7 @@ def poll(task, due_only=False):
     try:
         info = backend.client_for(task).record_info(task.provider_task_id)
     except backend.ConfigurationError as error:
-        task.fail(str(error))  # not asked: the fail event says why
+        task.fail(error.sentence)  # not asked: the fail event says why
         return False
     except provider.ProviderError as error:
         # record-info changes nothing upstream: a garbled answer is worth asking again.

@@ -64,7 +64,7 @@ def send_to_provider(task_id):
                        failures.sentence("source_unusable", reason=error))
         return task
     except backend.ConfigurationError as error:
-        task.fail(str(error))
+        task.fail(error.sentence)
         return task
     except provider.ProviderError as error:
         _retry_or_fail(task, error.retryable, failures.retry_reason(error), failures.for_provider_error(error), error.code,

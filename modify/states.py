@@ -9,7 +9,8 @@ workers, a callback and a poll racing on one task change it once.
       ▲                                           │  │                      ▲ ▲                         │
       └──────────────── retry_later ──────────────┘  └─ adopted (callback) ─┘ └──── resume_archiving ───┘
 
-and ``fail`` from any live state to ``failed``. Rows whose target is ``None``
+and ``fail`` from any live state to ``failed``; staff can ``rearchive`` a
+task that failed while archiving (its result is still upstream). Rows whose target is ``None``
 change no state: they keep a fetched source, re-enqueue a lost submission,
 note that generate got no answer, book the next poll or note the first
 callback; they are listed so that every write of a lifecycle field is one of
@@ -73,13 +74,14 @@ TRANSITIONS = {t.name: t for t in [
     Transition("resume_archiving",  (S.ARCHIVING,),                           S.GENERATING),
     Transition("archived",          (S.ARCHIVING,),                           S.SUCCEEDED),
     Transition("fail",              LIVE,                                     S.FAILED),
+    Transition("rearchive",         (S.FAILED,),                              S.ARCHIVING),
     Transition("callback_accepted", LIVE + TERMINAL,                          None),
 ]}
 del S
 
 # Every field that only ``ModifyTask.transition`` may write.
 LIFECYCLE_FIELDS = frozenset({
-    "state", "failed_stage", "error_code", "error_message", "status_note",
+    "state", "failed_stage", "error_code", "error_message", "failure_key", "status_note", "credits",
     "provider_task_id", "provider_video_url", "api_key", "api_key_id", "result_url",
     "submit_attempts", "next_submit_at", "enqueued_at", "callback_deadline",
     "poll_count", "next_poll_at", "last_polled_at", "callback_received_at",

@@ -1,6 +1,7 @@
 """manage.py bootstrap (run by `make run`): the lifecycle sweep schedule and the demo admin, idempotently."""
 
 import pytest
+from django.http import HttpRequest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.utils.module_loading import import_string
@@ -19,10 +20,10 @@ def test_generates_an_admin_password_once_and_prints_it(monkeypatch, capsys, cli
     call_command("bootstrap")
     first = capsys.readouterr().out
     password = first.split("password: ")[1].split()[0]
-    assert client.login(username="admin", password=password)
+    assert client.login(request=HttpRequest(), username="admin", password=password)
     call_command("bootstrap")
     assert password not in capsys.readouterr().out
-    assert client.login(username="admin", password=password)
+    assert client.login(request=HttpRequest(), username="admin", password=password)
     admin = User.objects.get(username="admin")
     assert admin.is_staff and admin.is_superuser
 
@@ -32,8 +33,8 @@ def test_demo_admin_password_is_applied_at_every_start(monkeypatch, client):
     call_command("bootstrap")
     monkeypatch.setenv("DEMO_ADMIN_PASSWORD", "second-secret-2")
     call_command("bootstrap")
-    assert not client.login(username="admin", password="first-secret-1")
-    assert client.login(username="admin", password="second-secret-2")
+    assert not client.login(request=HttpRequest(), username="admin", password="first-secret-1")
+    assert client.login(request=HttpRequest(), username="admin", password="second-secret-2")
 
 
 def test_recreates_a_deleted_sweep_schedule_once(capsys):

@@ -80,6 +80,13 @@ def test_every_transition_leaves_its_event_with_its_actor_in_order(client, membe
     assert history(other)[-2:] == [("accepted", S.UNCONFIRMED, S.GENERATING, Actor.SYSTEM),
                                    ("fail", S.GENERATING, S.FAILED, Actor.STAFF)]
     assert other.events.get(kind="fail").actor_user == staff
+
+    unarchived = make_task(member, S.ARCHIVING)
+    assert unarchived.fail("The result could not be archived: the connection failed.")
+    assert unarchived.rearchive(by=staff)
+    assert history(unarchived)[-2:] == [("fail", S.ARCHIVING, S.FAILED, Actor.SYSTEM),
+                                        ("rearchive", S.FAILED, S.ARCHIVING, Actor.STAFF)]
+    assert (unarchived.error_message, unarchived.finished_at) == ("", None)
     assert task.events.get(kind="created").actor_user == member
     # Every row of the table was driven (the unlogged ones leave their mark on the task).
     kinds = set(TaskEvent.objects.values_list("kind", flat=True))

@@ -25,9 +25,16 @@ class ApiKey(models.Model):
     label = models.CharField(max_length=100)
     secret_encrypted = models.TextField(editable=False)
     last4 = models.CharField("ends with", max_length=4, editable=False)
-    is_active = models.BooleanField(default=True)
+    is_active = models.BooleanField(default=True, help_text="Open for new tasks; a revoked key keeps polling its tasks.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="api_keys_added",
+        editable=False,
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_credits = models.IntegerField(null=True, blank=True, editable=False, help_text="Credits left, as last asked.")
+    credits_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = "API key"

@@ -77,11 +77,13 @@ class ModifyTask(models.Model):
     failed_stage = models.CharField(max_length=16, choices=State.choices, blank=True)
     error_code = models.IntegerField(null=True, blank=True)
     error_message = models.TextField(blank=True, help_text="Why it failed, for the member.")
+    failure_key = models.CharField(max_length=32, blank=True, help_text="Which sentence of modify.failures it failed with.")
     status_note = models.CharField(max_length=500, blank=True, help_text="What a live task is waiting for, for the member.")
 
     provider_task_id = models.CharField(max_length=64, blank=True, db_index=True)
     provider_video_url = models.URLField(max_length=2000, blank=True)
     submit_attempts = models.PositiveSmallIntegerField(default=0)
+    credits = models.PositiveIntegerField(null=True, blank=True, help_text="Credits it costs, counted once generate went out.")
     next_submit_at = models.DateTimeField(null=True, blank=True, help_text="A queued retry is not sent before this.")
     enqueued_at = models.DateTimeField(null=True, blank=True, help_text="When the sweep last enqueued its sending.")
     callback_deadline = models.DateTimeField(null=True, blank=True, help_text="An unconfirmed task fails after this.")
@@ -286,7 +288,9 @@ class ModifyTask(models.Model):
     def _generating(self, provider_task_id, first_poll_seconds=None):
         now = timezone.now()
         first_poll = settings.LUMA_POLL_FIRST_SECONDS if first_poll_seconds is None else first_poll_seconds
-        return {"provider_task_id": provider_task_id, "generating_at": now,
+        # The provider created the task: it costs its credits now, whatever comes of it.
+        cost = settings.SANDBOX_TASK_COST if self.is_sandbox else settings.LUMA_CREDITS_PER_TASK
+        return {"provider_task_id": provider_task_id, "generating_at": now, "credits": cost,
                 "next_poll_at": now + timedelta(seconds=first_poll), "next_submit_at": None, "callback_deadline": None}
 
     def requeue(self, now, reason):
@@ -316,9 +320,18 @@ class ModifyTask(models.Model):
         return self.transition("archived", finished_at=timezone.now(), **result)
 
     def fail(self, message, code=None, *, actor=Actor.SYSTEM, by=None):
-        """Any live state → failed, remembering the stage it failed in and why."""
+        """Any live state → failed, remembering the stage it failed in and why (``message``: a
+        ``modify.failures`` sentence, whose key is kept for the stats)."""
         return self.transition("fail", actor=actor, by=by, detail=message, failed_stage=self.state, error_code=code,
-                               error_message=message, finished_at=timezone.now(), callback_deadline=None)
+                               error_message=message, failure_key=getattr(message, "key", ""),
+                               finished_at=timezone.now(), callback_deadline=None)
+
+    def rearchive(self, by):
+        """failed → archiving, by staff: a result that failed to archive is fetched again (the
+        archiving job, enqueued by the caller, asks for a fresh link if the old one expired)."""
+        archivable = Q(failed_stage=State.ARCHIVING) & ~Q(result_url="")
+        return self.transition("rearchive", actor=Actor.STAFF, by=by, when=archivable, failed_stage="", error_code=None,
+                               error_message="", failure_key="", finished_at=None, archiving_at=timezone.now())
 
     def note_callback(self, provider_task_id):
         """Note the first verified callback for ``provider_task_id``, with its event; False for a

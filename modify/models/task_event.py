@@ -33,6 +33,8 @@ SUMMARIES = {
     "resume_archiving": "Archiving was interrupted; starting it again",
     "archived": "Archived: done",
     "fail": "Failed",
+    "rearchive": "Staff asked to archive the result again",
+    "checked": "Staff asked the provider",
     "callback_accepted": "Callback received",
     "callback_rejected": "Callback rejected",
     "retried": "Tried again as a new task",
