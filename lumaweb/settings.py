@@ -107,6 +107,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "modify.context_processors.provider",
+                "team.context_processors.team",
             ],
             "builtins": ["template_partials.templatetags.partials"],
         },

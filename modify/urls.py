@@ -1,6 +1,6 @@
 from django.urls import path
 
-from modify import views
+from modify import oversight_views, views
 
 urlpatterns = [
     path("", views.studio, name="studio"),
@@ -9,6 +9,7 @@ urlpatterns = [
     path("tasks/<uuid:pk>/status/", views.task_status, name="task-status"),
     path("tasks/<uuid:pk>/share/", views.task_share, name="task-share"),
     path("tasks/<uuid:pk>/retry/", views.task_retry, name="task-retry"),
+    path("tasks/<uuid:pk>/staff/<slug:action>/", oversight_views.task_action, name="task-staff-action"),
     path("gallery/", views.gallery, name="gallery"),
     path("media/<path:path>", views.media, name="media"),
     path("callbacks/<str:token>/", views.callback, name="callback"),

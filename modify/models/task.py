@@ -41,8 +41,8 @@ def _new_callback_token():
     return secrets.token_urlsafe(32)
 
 
-# The one lifecycle field a new task is created with (the rest keep their defaults).
-_SET_AT_CREATION = {"updated_at"}
+# Lifecycle fields a new task is created with (the key the member chose; the rest keep their defaults).
+_SET_AT_CREATION = {"updated_at", "api_key", "api_key_id"}
 
 
 class ModifyTask(models.Model):
