@@ -597,6 +597,13 @@ def test_visible_to_is_ones_own_tasks_and_the_teams_shared_results(member, other
     assert shared_by_other in ModifyTask.objects.visible_to(other)
 
 
+def test_staff_who_run_the_account_see_every_task(member, other, staff):
+    private = make_task(other, S.SUCCEEDED, shared=False)
+    failed = make_task(member, S.FAILED)
+    assert {private, failed} <= set(ModifyTask.objects.visible_to(staff))
+    assert private not in ModifyTask.objects.visible_to(member)
+
+
 # --- What the pages read ----------------------------------------------------------------------------------------
 
 
