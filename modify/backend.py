@@ -5,6 +5,7 @@ over real HTTP at ``PUBLIC_BASE_URL + /sandbox`` exactly like the real host.
 """
 
 from django.conf import settings
+from django.db.models import F
 
 from modify.failures import sentence
 from modify.models import ApiKey
@@ -41,9 +42,48 @@ def upload_base():
     return f"{public_base_url()}/sandbox" if uses_sandbox() else settings.LUMA_REAL_UPLOAD_BASE
 
 
+class KeyRevoked(ConfigurationError):
+    """The key a task was created with was revoked before the task was sent: it spends nothing more."""
+
+
+def keys_open_to(user):
+    """The keys ``user`` may spend on a new task: their own active keys, then the team's, newest first.
+
+    A revoked key (``is_active`` off) is closed to new tasks, and another
+    member's key is never open: this is the whole list a member chooses from.
+    """
+    return (ApiKey.objects.filter(is_active=True, owner__isnull=True) | ApiKey.objects.filter(is_active=True, owner=user)
+            ).order_by(F("owner").asc(nulls_last=True), "-created_at", "-pk")
+
+
+def out_of_credits(api_key):
+    """Whether the key's last known credits cannot pay for one more task (unknown credits are not "out")."""
+    return api_key.last_credits is not None and api_key.last_credits < settings.LUMA_CREDITS_PER_TASK
+
+
+def default_key(keys):
+    """The key a new task spends unless its member picks another: the first of ``keys_open_to``
+    (their newest own, else the team's newest) that still has credits; if none has, the first,
+    so the member is told which key ran out. None without any key (the environment's or the sandbox's)."""
+    keys = list(keys)
+    return next((key for key in keys if not out_of_credits(key)), keys[0] if keys else None)
+
+
 def key_for(user):
     """``(ApiKey or None, secret)``: the user's key, the team's, the environment's, or the sandbox's."""
-    return _secret_of(ApiKey.for_user(user) if user is not None else None)
+    return _secret_of(default_key(keys_open_to(user)) if user is not None else None)
+
+
+def key_to_send(task):
+    """``(ApiKey or None, secret)`` for sending ``task``: the key it was created with, unless that
+    key was revoked meanwhile (``KeyRevoked``: nothing is sent); tasks made without one (before
+    keys were chosen, or retries) spend the owner's default key, as ``key_for`` picks it."""
+    if task.api_key_id is None:
+        return key_for(task.owner)
+    api_key = ApiKey.objects.get(pk=task.api_key_id)  # as stored now, not as the task was loaded
+    if not api_key.is_active:
+        raise KeyRevoked(sentence("key_revoked", label=api_key.label))
+    return _secret_of(api_key)
 
 
 def _secret_of(api_key):

@@ -29,6 +29,7 @@ SENTENCES = {
         "it was not sent again: check the gallery later, or submit it again."
     ),
     "never_confirmed": "The provider never confirmed this task, nor called back; please submit it again.",
+    "key_revoked": "The key “{label}” was revoked before this task was sent; choose another key and submit it again.",
     "worker_stopped": "The worker handling this task stopped before it finished; please submit it again.",
     # Waiting and archiving.
     "gave_up_generating": "The provider did not finish within {minutes} minutes; gave up waiting.",

@@ -47,11 +47,11 @@ def poll(task, due_only=False):
     except provider.ProviderError as error:
         # record-info changes nothing upstream: a garbled answer is worth asking again.
         again = error.retryable or isinstance(error, provider.ProtocolError)
-        task.record("poll", actor=Actor.PROVIDER, detail=f"{_error_detail(error)}; {'will ask again' if again else 'giving up'}")
+        task.record("poll", actor=Actor.PROVIDER, detail=f"{error_detail(error)}; {'will ask again' if again else 'giving up'}")
         if not again:
             task.fail(failures.for_provider_error(error), code=error.code)
         return True
-    task.record("poll", actor=Actor.PROVIDER, detail=_answer_detail(info))
+    task.record("poll", actor=Actor.PROVIDER, detail=answer_detail(info))
     settle(task, info)
     return True
 
@@ -81,13 +81,15 @@ def _book(task, due_only):
     return task.book_poll(next_poll, due_only=due_only)
 
 
-def _answer_detail(info):
+def answer_detail(info):
+    """A record-info answer in a few words, as the task's history keeps it."""
     detail = f"successFlag {info.success_flag} ({FLAGS.get(info.success_flag, 'unknown')})"
     if info.error_code is not None or info.error_message:
         detail += f", errorCode {info.error_code}: {info.error_message or 'no message'}"
     return detail
 
 
-def _error_detail(error):
+def error_detail(error):
+    """A provider error in a few words (its kind and code), as the task's history keeps it."""
     code = f"code {error.code}" if error.code is not None else f"HTTP {error.http_status}" if error.http_status else "no answer"
     return f"{type(error).__name__} ({code})"

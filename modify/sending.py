@@ -1,6 +1,8 @@
 """Sending a queued task to the provider: the job behind ``jobs.send_to_provider``.
 
 1. claim (queued → submitting) or stop: another worker has it, or its retry is not due;
+   the key is the one the member chose (``backend.key_to_send``): if staff
+   revoked it meanwhile, the task fails here and spends nothing;
 2. a URL source is fetched and checked like an upload, before any credit is
    spent, and kept (a retried sending will not fetch it again);
 3. an upload goes through the provider's file upload API for a public URL,
@@ -51,7 +53,7 @@ def send_to_provider(task_id):
     if task is None or not task.claim():
         return task
     try:
-        api_key, secret = backend.key_for(task.owner)
+        api_key, secret = backend.key_to_send(task)
         client = backend.client(secret)
         if not _keep_url_source(task):
             task.refresh_from_db()

@@ -20,6 +20,7 @@ from modify import callbacks, intake
 from modify.byte_ranges import serve_media
 from modify.forms import TaskForm
 from modify.models import ModifyTask
+from team.quotas import QuotaExceeded
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def _studio_context(request, form):
 @require_GET
 def studio(request):
     remix_of = _remix_source(request, request.GET.get("remix"))
-    form = TaskForm(remix_of=remix_of, initial={"prompt": remix_of.prompt if remix_of else ""})
+    form = TaskForm(user=request.user, remix_of=remix_of, initial={"prompt": remix_of.prompt if remix_of else ""})
     context = _studio_context(request, form)
     context["remix_unavailable"] = bool(request.GET.get("remix")) and remix_of is None
     return render(request, "modify/studio.html", context)
@@ -57,23 +58,33 @@ def studio(request):
 @require_POST
 def create_task(request):
     remix_of = _remix_source(request, request.POST.get("remix_of"))
-    form = TaskForm(request.POST, request.FILES, remix_of=remix_of)
+    form = TaskForm(request.POST, request.FILES, user=request.user, remix_of=remix_of)
     if not form.is_valid():
-        template = "modify/studio.html#task-form" if request.htmx else "modify/studio.html"
-        return render(request, template, _studio_context(request, form), status=200 if request.htmx else 422)
+        return _form_refused(request, form)
     data = form.cleaned_data
-    task = intake.accept(
-        request.user,
-        data["prompt"],
-        upload=data.get("video"),
-        url=data.get("video_url", ""),
-        watermark=data.get("watermark", ""),
-        duration=getattr(form, "video_duration", None),
-        remix_of=remix_of,
-    )
+    try:
+        task = intake.accept(
+            request.user,
+            data["prompt"],
+            upload=data.get("video"),
+            url=data.get("video_url", ""),
+            watermark=data.get("watermark", ""),
+            duration=getattr(form, "video_duration", None),
+            remix_of=remix_of,
+            api_key=data.get("key"),
+        )
+    except QuotaExceeded as refused:
+        # Another submission of this member got in first (the form's check passed before it committed).
+        form.add_error(None, str(refused))
+        return _form_refused(request, form)
     if not request.htmx:
         return redirect("studio")
-    return render(request, "modify/studio.html#created", {"form": TaskForm(), "task": task})
+    return render(request, "modify/studio.html#created", {"form": TaskForm(user=request.user), "task": task})
+
+
+def _form_refused(request, form):
+    template = "modify/studio.html#task-form" if request.htmx else "modify/studio.html"
+    return render(request, template, _studio_context(request, form), status=200 if request.htmx else 422)
 
 
 @login_required
@@ -109,8 +120,8 @@ def task_retry(request, pk):
     task = get_object_or_404(ModifyTask.objects.failed(), pk=pk, owner=request.user)
     try:
         intake.retry(task, by=request.user)
-    except intake.SourceGone as gone:
-        messages.error(request, str(gone))
+    except (intake.SourceGone, QuotaExceeded) as refused:
+        messages.error(request, str(refused))
         return redirect("task-detail", pk=task.pk)
     return redirect("studio")
 

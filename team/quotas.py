@@ -4,6 +4,11 @@ The limits are the member's own ``Quota`` row where it sets one, else the
 team's default row, else none. ``check`` runs before anything is stored or
 sent (the form, then again inside the transaction that creates the task), and
 says which limit was reached and when it resets.
+
+Credits are counted when the provider creates a task (``ModifyTask.credits``);
+a live task that has not got that far yet is counted at one task's cost
+(``LUMA_CREDITS_PER_TASK``), so a burst of submissions cannot overdraw the
+month before any of them is sent.
 """
 
 from dataclasses import dataclass
@@ -39,6 +44,8 @@ class Usage:
     limits: Limits
     day_resets_at: datetime
     month_resets_at: datetime
+    # Live tasks the provider has not billed yet, each counted at one task's cost against the month.
+    credits_pending: int = 0
 
 
 def limits_for(member):
@@ -63,31 +70,46 @@ def usage(member, now=None):
         tasks_today=Count("pk", filter=Q(created_at__gte=day_start)),
         tasks_in_flight=Count("pk", filter=Q(state__in=LIVE)),
         credits_this_month=Sum("credits", filter=Q(generating_at__gte=month_start), default=0),
+        unbilled=Count("pk", filter=Q(state__in=LIVE, credits__isnull=True)),
     )
+    credits_pending = figures.pop("unbilled") * settings.LUMA_CREDITS_PER_TASK
     next_month = (month_start + timedelta(days=32)).replace(day=1)
     return Usage(**figures, limits=limits_for(member), day_resets_at=day_start + timedelta(days=1),
-                 month_resets_at=next_month)
+                 month_resets_at=next_month, credits_pending=credits_pending)
 
 
 def check(member, now=None):
     """Raise ``QuotaExceeded`` if one more task would go over a limit of ``member``."""
     spent = usage(member, now)
     limits, now = spent.limits, now or timezone.now()
+    cost = settings.LUMA_CREDITS_PER_TASK
+    for name in LIMITS:
+        # No reset helps when the limit itself leaves no room for one task.
+        value, least = getattr(limits, name), cost if name == "credits_per_month" else 1
+        if value is not None and value < least:
+            raise QuotaExceeded(f"Your limit of {name.replace('_', ' ')} is {value}, which leaves no room for a task; "
+                                f"ask staff to raise it.")
     if limits.tasks_in_flight is not None and spent.tasks_in_flight >= limits.tasks_in_flight:
         raise QuotaExceeded(
-            f"You already have {spent.tasks_in_flight} tasks in flight, your limit: wait until one finishes."
+            f"You have reached your limit of {_tasks(limits.tasks_in_flight)} in flight; "
+            f"it frees up when one of them finishes."
         )
     if limits.tasks_per_day is not None and spent.tasks_today >= limits.tasks_per_day:
         raise QuotaExceeded(
-            f"You have reached your limit of {limits.tasks_per_day} tasks per day; "
+            f"You have reached your limit of {_tasks(limits.tasks_per_day)} per day; "
             f"it resets {_when(spent.day_resets_at, now)}."
         )
-    cost = settings.LUMA_CREDITS_PER_TASK
-    if limits.credits_per_month is not None and spent.credits_this_month + cost > limits.credits_per_month:
+    committed = spent.credits_this_month + spent.credits_pending
+    if limits.credits_per_month is not None and committed + cost > limits.credits_per_month:
+        pending = f", {spent.credits_pending} more on tasks not sent yet" if spent.credits_pending else ""
         raise QuotaExceeded(
             f"This task would take you past your limit of {limits.credits_per_month} credits per month "
-            f"({spent.credits_this_month} spent); it resets {_when(spent.month_resets_at, now)}."
+            f"({spent.credits_this_month} spent{pending}); it resets {_when(spent.month_resets_at, now)}."
         )
+
+
+def _tasks(count):
+    return f"{count} task" if count == 1 else f"{count} tasks"
 
 
 def _when(moment, now):

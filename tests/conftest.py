@@ -68,6 +68,14 @@ def media_through_the_app():
         yield
 
 
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """The cache lives on disk (shared with the cluster): each test starts from an empty one."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def media_root(tmp_path_factory):
     """All files the tests write land in a temporary MEDIA_ROOT, shared with the cluster."""

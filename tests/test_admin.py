@@ -2,9 +2,13 @@
 and what staff do to a task lands in its history as theirs."""
 
 import re
+from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Permission, User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from modify.models import ApiKey, ModifyTask
 from modify.states import LIVE, Actor
@@ -301,3 +305,236 @@ def test_the_user_list_shows_each_members_tasks(admin, member):
     row = page[page.index(">maria<"):]
     row = row[: row.index("</tr>")]
     assert [re.sub(r"<[^>]*>", "", cell).strip() for cell in row.split("</td>")[:-1]][-3:] == ["3", "2", "1"]
+
+
+# --- The task list: posters, readable prompts, filters, and a cost that does not grow --------------------
+
+
+def list_page(admin, query=""):
+    response = admin.get(f"/admin/modify/modifytask/{query}")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def listed(page):
+    """The ids of the tasks a list page shows, in order."""
+    return re.findall(r'href="/admin/modify/modifytask/([0-9a-f-]{36})/change/', page)[::2]
+
+
+def test_the_list_shows_each_results_poster_and_the_whole_prompt(admin, member, clip):
+    prompt = "Turn the street into a snowy winter night, " * 6  # 258 characters: once cut at 60
+    done = make_task(member, S.SUCCEEDED, prompt=prompt.strip(), result=clip())
+    running = make_task(member, S.GENERATING, prompt="still generating")
+    page = list_page(admin)
+    assert f'<img class="task-thumb" src="{done.poster.url}"' in page
+    assert done.poster.url.startswith("/media/results/")
+    assert admin.get(done.poster.url).status_code == 200  # the app serves it to staff
+    assert '<span class="task-thumb task-thumb-empty">Generating</span>' in page
+    assert prompt.strip() in page
+    assert running.prompt in page
+
+
+def tasks_for_a_list(count, start=0):
+    """``count`` tasks over three members, two keys (and none), the sandbox and the real provider."""
+    members = [make_member(f"member{i}") if start == 0 else User.objects.get(username=f"member{i}") for i in range(3)]
+    keys = ([make_key("Team key", "team-secret-0001"), make_key("Other key", "other-secret-0002")] if start == 0
+            else list(ApiKey.objects.order_by("pk"))) + [None]
+    states = [S.QUEUED, S.GENERATING, S.FAILED, S.SUCCEEDED]
+    for i in range(start, start + count):
+        make_task(members[i % 3], states[i % 4], prompt=f"task {i}", api_key=keys[i % 3], is_sandbox=bool(i % 2))
+
+
+@pytest.mark.parametrize("query", ["", "?state__exact=failed", "?q=task", "?provider=real&created_from=2020-01-01",
+                                   "?owner__id__exact=1", "?o=3"])
+def test_the_list_costs_the_same_queries_for_5_or_100_tasks(admin, query):
+    tasks_for_a_list(5)
+    with CaptureQueriesContext(connection) as few:
+        list_page(admin, query)
+    tasks_for_a_list(95, start=5)
+    with CaptureQueriesContext(connection) as many:
+        page = list_page(admin, query)
+    assert len(many) == len(few), [q["sql"] for q in many.captured_queries]
+    assert len(many) <= 12, [q["sql"] for q in many.captured_queries]
+    assert "total)" not in page  # the whole table is never counted beside the filtered list
+
+
+def test_the_list_filters_by_member_key_provider_and_dates(admin, member, other):
+    key = make_key("Team key", "team-secret-0001")
+    mine = make_task(member, S.GENERATING, prompt="maria's, on the team key", api_key=key)
+    real = make_task(other, S.QUEUED, prompt="ivan's, with kie.ai", is_sandbox=False)
+    old = make_task(other, S.SUCCEEDED, prompt="ivan's, from last year", created_at=timezone.now() - timedelta(days=400))
+    assert set(listed(list_page(admin))) == {str(t.pk) for t in (mine, real, old)}
+    assert listed(list_page(admin, f"?owner__id__exact={member.pk}")) == [str(mine.pk)]
+    assert listed(list_page(admin, f"?api_key__id__exact={key.pk}")) == [str(mine.pk)]
+    assert set(listed(list_page(admin, "?api_key__isnull=True"))) == {str(real.pk), str(old.pk)}
+    assert listed(list_page(admin, "?provider=real")) == [str(real.pk)]
+    assert set(listed(list_page(admin, "?provider=sandbox"))) == {str(mine.pk), str(old.pk)}
+    today = timezone.localdate()
+    assert set(listed(list_page(admin, f"?created_from={today - timedelta(days=1)}"))) == {str(mine.pk), str(real.pk)}
+    last_year = old.created_at.date()
+    assert listed(list_page(admin, f"?created_from={last_year}&created_to={last_year}")) == [str(old.pk)]
+    assert listed(list_page(admin, f"?created_to={today - timedelta(days=2)}&owner__id__exact={other.pk}")) == [str(old.pk)]
+    # The filters are named as staff think of them.
+    page = list_page(admin)
+    for title in ("By state", "By member", "By key", "By provider", "By created"):
+        assert title in page
+
+
+@pytest.mark.parametrize("query, error", [
+    ("?created_from=2025-03-10&created_to=2025-03-01", "The end date is before the start date."),
+    ("?created_from=yesterday", "From: Enter a valid date."),
+])
+def test_a_bad_date_range_says_why_and_filters_nothing(admin, member, query, error):
+    task = make_task(member, S.GENERATING)
+    page = list_page(admin, query)
+    assert error in page
+    assert listed(page) == [str(task.pk)]
+
+
+def test_the_date_filter_keeps_the_other_filters(admin, member):
+    make_task(member, S.FAILED)
+    page = list_page(admin, "?state__exact=failed&created_from=2020-01-01")
+    form = page[page.index('class="created-range"'):]
+    form = form[: form.index("</form>")]
+    assert '<input type="hidden" name="state__exact" value="failed">' in form
+    assert 'name="created_from" value="2020-01-01"' in form
+
+
+# --- A task's page: the actions first, the videos, the history, and the member's view ---------------------
+
+
+def test_the_task_page_shows_actions_videos_and_history_before_the_fields(admin, member, clip):
+    video = clip()
+    task = make_task(member, S.SUCCEEDED, upload=video, result=video)
+    page = admin.get(change_url(task)).content.decode()
+    order = [page.index(marker) for marker in (
+        'id="staff-actions-heading"', f'<video src="{task.source_file.url}"', f'<video src="{task.result_file.url}"',
+        'id="events-group"', 'class="form-row field-owner')]
+    assert order == sorted(order)
+    assert f'poster="{task.poster.url}"' in page
+    assert f'<a href="/tasks/{task.pk}/">Open as members see it</a>' in page
+    for action in ("check", "hide"):
+        assert f'action="/tasks/{task.pk}/staff/{action}/?next=/admin/modify/modifytask/{task.pk}/change/"' in page
+    assert 'data-action="stop"' not in page and 'data-action="retry"' not in page
+
+
+def test_a_failed_tasks_page_says_why_first(admin, member):
+    task = make_task(member, S.FAILED, error="The provider could not generate this video (bad prompt).")
+    page = admin.get(change_url(task)).content.decode()
+    assert page.index("Failed: The provider could not generate this video (bad prompt).") < page.index('id="events-group"')
+    assert 'data-action="retry"' in page
+
+
+def test_an_action_from_the_task_page_comes_back_to_it_with_its_message(admin, staff, member):
+    task = make_task(member, S.GENERATING)
+    page = admin.post(f"/tasks/{task.pk}/staff/stop/?next={change_url(task)}", follow=True)
+    assert page.request["PATH_INFO"] == change_url(task)
+    assert "Stopped: the task is marked failed and no longer tracked." in page.content.decode()
+    task.refresh_from_db()
+    assert task.state == S.FAILED
+    assert (task.events.last().actor, task.events.last().actor_user) == (Actor.STAFF, staff)
+
+
+def test_staff_who_may_only_view_tasks_see_no_action_buttons(client, staff, member):
+    staff.user_permissions.set(Permission.objects.filter(codename__in=["view_modifytask", "view_taskevent"]))
+    client.force_login(staff)
+    page = client.get(change_url(make_task(member, S.GENERATING))).content.decode()
+    assert "Open as members see it" in page
+    assert "data-action=" not in page
+
+
+# --- Actions on a selection --------------------------------------------------------------------------------
+
+
+def run_action(admin, action, tasks):
+    return admin.post("/admin/modify/modifytask/",
+                      {"action": action, "_selected_action": [str(t.pk) for t in tasks]}, follow=True).content.decode()
+
+
+def test_retrying_a_selection_retries_the_failed_ones(admin, staff, member, monkeypatch, django_capture_on_commit_callbacks):
+    sent = []
+    monkeypatch.setattr("modify.enqueue.send_to_provider", sent.append)
+    failed = [make_task(member, S.FAILED, prompt=f"failed {i}") for i in range(2)]
+    running = make_task(member, S.GENERATING)
+    with django_capture_on_commit_callbacks(execute=True):
+        page = run_action(admin, "retry_failed", [*failed, running])
+    assert "Sent 2 task(s) again. 1 skipped: Only a failed task that was not tried again yet can be retried." in page
+    for task in failed:
+        task.refresh_from_db()
+        assert task.retried_as is not None and task.retried_as.owner == member
+        assert task.events.last().actor_user == staff
+    assert sorted(t.pk for t in sent) == sorted(t.retried_as.pk for t in failed)
+    assert running.events.count() == ModifyTask.objects.get(pk=running.pk).events.count()
+
+
+def test_hiding_and_archiving_again_from_the_list(admin, staff, member, monkeypatch):
+    archived = []
+    monkeypatch.setattr("modify.enqueue.archive", archived.append)
+    shown = make_task(member, S.SUCCEEDED)
+    lost = make_task(member, S.FAILED, failed_stage=S.ARCHIVING)
+    assert "Hid 1 result(s) from the gallery. 1 skipped" in run_action(admin, "hide_from_gallery", [shown, lost])
+    assert "Archiving 1 result(s) again. 1 skipped" in run_action(admin, "archive_again", [shown, lost])
+    shown.refresh_from_db()
+    lost.refresh_from_db()
+    assert shown.shared is False and lost.state == S.ARCHIVING
+    assert [t.pk for t in archived] == [lost.pk]
+    assert [(e.kind, e.actor, e.actor_user) for e in (shown.events.last(), lost.events.last())] == [
+        ("unshared", Actor.STAFF, staff), ("rearchive", Actor.STAFF, staff)]
+
+
+def test_checking_a_selection_asks_the_sandbox_about_each(app, admin, staff, member):
+    from sandbox.models import Account
+    from sandbox.models import Task as SandboxTask
+
+    upstream = SandboxTask.objects.create(account=Account.for_key("sandbox-key"), prompt="p", video_url="http://x/a.mp4",
+                                          base_url="http://x", source="sandbox/none.mp4")
+    asked = make_task(member, S.GENERATING, prompt="in the sandbox", provider_task_id=upstream.task_id)
+    queued = make_task(member, S.QUEUED)
+    page = run_action(admin, "check_with_provider", [asked, queued])
+    assert "“in the sandbox”: The provider says: successFlag 0 (generating)." in page
+    assert "Asked the provider about 1 task(s). 1 skipped" in page
+    event = asked.events.last()
+    assert (event.kind, event.actor, event.actor_user, event.detail) == (
+        "checked", Actor.STAFF, staff, "successFlag 0 (generating)")
+
+
+def test_checking_credits_remembers_them_on_the_key(app, admin):
+    key = make_key("Sandbox key", "sandbox-key")
+    page = admin.post("/admin/modify/apikey/", {"action": "check_credits", "_selected_action": [key.pk]},
+                      follow=True).content.decode()
+    assert f"Sandbox key (…-key): 1000 credits left." in page
+    key.refresh_from_db()
+    assert key.last_credits == 1000 and key.credits_checked_at is not None
+    assert "1000" in admin.get("/admin/modify/apikey/").content.decode()
+
+
+# --- In a browser: nothing cut off at 1280 px -------------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_the_task_list_fits_a_1280_px_screen(live_server, browser, settings, staff, member):
+    settings.ALLOWED_HOSTS = ["*"]
+    staff.is_superuser = True
+    staff.set_password("pw-admin-123")
+    staff.save()
+    prompt = "Turn the quiet street into a snowy winter night with warm lights in every window " * 3
+    make_task(member, S.FAILED, prompt=prompt.strip(), api_key=make_key("A team key with a long label", "s-0001"),
+              error="The provider could not generate this video (the model gave up on this one).")
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto("/admin/login/?next=/admin/modify/modifytask/")
+    page.fill("#id_username", "sam")
+    page.fill("#id_password", "pw-admin-123")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#result_list")
+    fits = page.evaluate("""() => {
+        const results = document.querySelector('.results');
+        const prompt = document.querySelector('td.field-prompt_text');
+        const box = prompt.getBoundingClientRect();
+        return {page: document.documentElement.scrollWidth <= window.innerWidth,
+                table: results.scrollWidth <= results.clientWidth,
+                prompt: box.right <= window.innerWidth && box.width >= 200, text: prompt.innerText};
+    }""")
+    context.close()
+    assert fits["page"] and fits["table"] and fits["prompt"], fits
+    assert fits["text"] == prompt.strip()

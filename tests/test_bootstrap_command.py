@@ -1,4 +1,5 @@
-"""manage.py bootstrap (run by `make run`): the lifecycle sweep schedule and the demo admin, idempotently."""
+"""manage.py bootstrap (run by `make run`): the lifecycle sweep and key credits schedules and the demo admin,
+idempotently."""
 
 import pytest
 from django.http import HttpRequest
@@ -9,6 +10,8 @@ from django_q.models import Schedule
 
 from modify import jobs
 from modify.schedules import SWEEP_SCHEDULE_NAME
+from team import jobs as team_jobs
+from team.schedules import CREDITS_SCHEDULE_NAME
 
 OLD_SCHEDULE_NAME = "lumaweb: poll provider tasks"  # as migration 0002 made it
 
@@ -59,3 +62,25 @@ def test_a_schedule_changed_by_hand_is_put_back(capsys):
     schedule = Schedule.objects.get(name=SWEEP_SCHEDULE_NAME)
     assert (schedule.func, schedule.minutes, schedule.repeats) == ("modify.jobs.sweep", 1, -1)
     assert Schedule.objects.filter(name=SWEEP_SCHEDULE_NAME).count() == 1
+
+
+def test_recreates_the_credits_schedule_once_every_refresh_interval(settings):
+    settings.LUMA_CREDITS_REFRESH_MINUTES = 7
+    Schedule.objects.filter(name=CREDITS_SCHEDULE_NAME).delete()
+    call_command("bootstrap")
+    call_command("bootstrap")
+    schedule = Schedule.objects.get(name=CREDITS_SCHEDULE_NAME)
+    assert schedule.func == "team.jobs.refresh_credits"
+    assert import_string(schedule.func) is team_jobs.refresh_credits  # the cluster can find what it names
+    assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == (Schedule.MINUTES, 7, -1)
+    assert Schedule.objects.filter(func="team.jobs.refresh_credits").count() == 1
+
+
+def test_a_credits_schedule_changed_by_hand_follows_the_setting_again(settings):
+    settings.LUMA_CREDITS_REFRESH_MINUTES = 15
+    call_command("bootstrap")
+    Schedule.objects.filter(name=CREDITS_SCHEDULE_NAME).update(func="team.jobs.nothing", minutes=600, repeats=0)
+    call_command("bootstrap")
+    schedule = Schedule.objects.get(name=CREDITS_SCHEDULE_NAME)
+    assert (schedule.func, schedule.minutes, schedule.repeats) == ("team.jobs.refresh_credits", 15, -1)
+    assert Schedule.objects.get(name=SWEEP_SCHEDULE_NAME).func == "modify.jobs.sweep"  # the sweep's is its own

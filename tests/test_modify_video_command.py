@@ -58,3 +58,12 @@ def test_a_failed_task_exits_with_its_reason(e2e, member, clip, inject_faults):
     failed = task.events.last()
     assert (failed.kind, failed.from_state, failed.to_state) == ("fail", "generating", "failed")
     assert failed.detail == task.error_message and failed.detail.startswith("The provider could not generate")
+
+
+def test_a_member_over_a_quota_is_told_which_limit(member, clip):
+    from team.models import Quota
+
+    Quota.objects.create(member=None, tasks_in_flight=0)
+    with pytest.raises(CommandError, match="tasks in flight"):
+        call_command("modify_video", user="maria", video=str(clip(seconds=1)), prompt="snow")
+    assert not ModifyTask.objects.exists()

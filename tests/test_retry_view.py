@@ -188,3 +188,13 @@ def test_a_failed_upload_whose_source_left_the_archive_says_so(signed_in, member
     assert "The original video is no longer in the archive" in response.content.decode()
     assert ModifyTask.objects.count() == 1 and not sent
     assert not task.events.filter(kind="retried").exists()
+
+
+def test_a_members_own_retry_counts_against_their_quota(signed_in, member, sent):
+    from team.models import Quota
+
+    task = failed_upload(member)
+    Quota.objects.create(member=member, tasks_per_day=1)  # the failed task was today's one
+    response = signed_in.post(f"/tasks/{task.pk}/retry/", follow=True)
+    assert "limit of 1 task per day" in response.content.decode()
+    assert ModifyTask.objects.count() == 1 and not sent and not task.events.filter(kind="retried").exists()

@@ -39,6 +39,7 @@ class ApiKey(models.Model):
     class Meta:
         verbose_name = "API key"
         ordering = ["label"]
+        indexes = [models.Index(fields=["is_active", "last_credits"], name="apikey_open_credits")]
 
     def __str__(self):
         return f"{self.label} (…{self.last4})"

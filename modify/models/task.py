@@ -347,10 +347,10 @@ class ModifyTask(models.Model):
                 self.record("shared" if shared else "unshared", actor=actor, by=by)
         self.shared = shared
 
-    def link_retry(self, retry, by):
+    def link_retry(self, retry, by, actor=Actor.MEMBER):
         """Remember ``retry`` as this failed task's new attempt; False if another request did first."""
         won = ModifyTask.objects.filter(pk=self.pk, retried_as__isnull=True).update(retried_as=retry)
         if won:
             self.retried_as = retry
-            self.record("retried", actor=Actor.MEMBER, by=by, detail=f"as task {retry.pk}")
+            self.record("retried", actor=actor, by=by, detail=f"as task {retry.pk}")
         return bool(won)

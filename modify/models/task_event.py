@@ -57,7 +57,8 @@ class TaskEvent(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["task", "created_at"]), models.Index(fields=["kind", "created_at"])]
+        indexes = [models.Index(fields=["task", "created_at"]), models.Index(fields=["kind", "created_at"]),
+                   models.Index(fields=["created_at", "id"])]  # the audit list, newest first
 
     def __str__(self):
         return f"{self.kind} ({self.from_state} → {self.to_state})"

@@ -1,4 +1,4 @@
-"""Idempotent start-up chores for ``make run``: the sweep schedule and the demo admin.
+"""Idempotent start-up chores for ``make run``: the sweep and credits schedules, and the demo admin.
 
 The admin user ``admin`` gets ``DEMO_ADMIN_PASSWORD`` at every start when it
 is set; otherwise a password is generated the first time and printed once.
@@ -12,15 +12,17 @@ from django.core.management.base import BaseCommand
 from django_q.models import Schedule
 
 from modify.schedules import ensure_sweep_schedule
+from team.schedules import ensure_credits_schedule
 
 ADMIN_USERNAME = "admin"
 
 
 class Command(BaseCommand):
-    help = "Create the django-q2 sweep schedule and the demo admin user (idempotent)."
+    help = "Create the django-q2 sweep and credits schedules and the demo admin user (idempotent)."
 
     def handle(self, *args, **options):
         ensure_sweep_schedule(Schedule)
+        ensure_credits_schedule(Schedule)
         User = get_user_model()
         password = os.environ.get("DEMO_ADMIN_PASSWORD", "")
         admin = User.objects.filter(username=ADMIN_USERNAME).first()

@@ -18,6 +18,7 @@ from django.core.management.base import BaseCommand, CommandError
 from modify import intake
 from modify.forms import TaskForm
 from modify.models import ModifyTask
+from team.quotas import QuotaExceeded
 
 
 class Command(BaseCommand):
@@ -65,7 +66,7 @@ class Command(BaseCommand):
                 raise CommandError(f"No such file: {video}")
             # A plain File, not one with temporary_file_path(): storage would move that one away.
             files["video"] = File(open(path, "rb"), name=path.name)
-        form = TaskForm(data, files)
+        form = TaskForm(data, files, user=user)
         try:
             if not form.is_valid():
                 problems = [f"{field}: {' '.join(errors)}" if field != "__all__" else " ".join(errors)
@@ -79,7 +80,10 @@ class Command(BaseCommand):
                 url=cleaned.get("video_url", ""),
                 watermark=cleaned.get("watermark", ""),
                 duration=getattr(form, "video_duration", None),
+                api_key=cleaned.get("key"),
             )
+        except QuotaExceeded as refused:  # reached between the form's check and the insert
+            raise CommandError(str(refused)) from None
         finally:
             for fh in files.values():
                 fh.close()
