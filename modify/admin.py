@@ -23,11 +23,12 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from modify import backend, dashboard, oversight
+from modify import dashboard, oversight
 from modify.models import ApiKey, ModifyTask, TaskEvent
 from modify.states import Actor
 from team import keys
 from team.key_forms import KeyRefused
+from team.models import AuditEvent
 
 ADMIN_CSS = {"all": ["css/admin.css"]}
 
@@ -65,39 +66,19 @@ class TaskCountsMixin:
 # --- API keys ----------------------------------------------------------------------------------------
 
 
-class ApiKeyForm(forms.ModelForm):
-    new_secret = forms.CharField(
-        label="Secret",
-        required=False,
-        strip=True,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-        help_text="Paste the key from kie.ai. It is encrypted at rest and never shown again; leave empty to keep the current one.",
-    )
-
-    class Meta:
-        model = ApiKey
-        fields = ["label", "owner", "is_active"]
-
-    def clean(self):
-        cleaned = super().clean()
-        if not self.instance.pk and not cleaned.get("new_secret"):
-            self.add_error("new_secret", "A new key needs its secret.")
-        return cleaned
-
-    def save(self, commit=True):
-        if self.cleaned_data.get("new_secret"):
-            self.instance.secret = self.cleaned_data["new_secret"]
-        return super().save(commit)
-
-
 @admin.register(ApiKey)
 class ApiKeyAdmin(TaskCountsMixin, admin.ModelAdmin):
-    form = ApiKeyForm
     list_display = ["label", "masked", "owner", "is_active", "credits_left", "task_total", "succeeded_total",
                     "failed_total", "last_used_at"]
     list_filter = ["is_active"]
     search_fields = ["label", "owner__username"]
-    readonly_fields = ["masked", "created_at", "last_used_at", "last_credits", "credits_checked_at"]
+    # Keys are added on the Keys page, which checks them with the provider first; here staff
+    # rename, close or reopen them. The secret is never shown, and cannot be changed here.
+    fields = ["label", "masked", "owner", "is_active", "created_by", "created_at", "revoked_at", "last_used_at",
+              "last_credits", "credits_checked_at"]
+    readonly_fields = ["masked", "owner", "created_by", "created_at", "revoked_at", "last_used_at", "last_credits",
+                       "credits_checked_at"]
+    change_list_template = "admin/modify/apikey/change_list.html"
     actions = ["check_credits"]
 
     list_select_related = ["owner"]
@@ -106,15 +87,17 @@ class ApiKeyAdmin(TaskCountsMixin, admin.ModelAdmin):
         check_all = self.admin_site.admin_view(require_POST(self.check_all_credits))
         return [path("check-credits/", check_all, name="modify_apikey_check_credits"), *super().get_urls()]
 
+    def has_add_permission(self, request):
+        return False
+
     def save_model(self, request, obj, form, change):
+        """Saved, and a close or a reopening logged for the audit (never the secret)."""
+        if "is_active" in form.changed_data:
+            obj.revoked_at = None if obj.is_active else timezone.now()
         super().save_model(request, obj, form, change)
-        if backend.uses_sandbox():
-            self.message_user(
-                request,
-                "The app runs against the built-in sandbox, so this key is sent there, not to kie.ai. "
-                "Set LUMA_API_BASE=https://api.kie.ai (or LUMA_API_KEY) to use the real service.",
-                messages.WARNING,
-            )
+        if "is_active" in form.changed_data:
+            kind = "key_reopened" if obj.is_active else "key_revoked"
+            AuditEvent.log(kind, by=request.user, member=obj.owner, api_key=obj, detail=obj.label)
 
     @admin.display(description="Key")
     def masked(self, obj):

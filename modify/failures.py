@@ -7,6 +7,8 @@ a secret: provider messages that echo the callback URL lose its token here
 callers branch on exception types, never on codes.
 """
 
+import re
+
 from modify import provider
 from modify.logfilters import redact
 
@@ -85,8 +87,13 @@ class Sentence(str):
 
 
 def sentence(key, **facts):
-    """The sentence ``key`` with its facts filled in, without secrets."""
-    return Sentence(redact(SENTENCES[key].format(**facts)), key)
+    """The sentence ``key`` with its facts filled in, without secrets. A fact that ends a sentence of
+    its own ("…the prompt.") loses its full stop where the template goes on with punctuation."""
+    template = SENTENCES[key]
+    for name, value in facts.items():
+        if isinstance(value, (str, Exception)) and re.search(r"\{" + name + r"\}[.)]", template):
+            facts[name] = str(value).rstrip(".")
+    return Sentence(redact(template.format(**facts)), key)
 
 
 def for_provider_error(error):

@@ -64,8 +64,9 @@ def settle(task, info):
         elif task.result_found(info.result_urls[0]):
             enqueue.archive(task)
     elif info.is_failed:
+        # A generation the provider reports failed costs nothing (the sandbox refunds it, as kie.ai does).
         task.fail(failures.sentence("generation_failed", reason=info.error_message or "no reason given"),
-                  code=info.error_code)
+                  code=info.error_code, refunded=True)
     return task
 
 

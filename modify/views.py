@@ -40,7 +40,7 @@ def _remix_source(request, remix_id):
 
 
 def _studio_context(request, form):
-    page = Paginator(ModifyTask.objects.filter(owner=request.user), STUDIO_TASKS).get_page(request.GET.get("page"))
+    page = Paginator(ModifyTask.objects.filter(owner=request.user).select_related("api_key"), STUDIO_TASKS).get_page(request.GET.get("page"))
     return {"form": form, "tasks": page.object_list, "page": page}
 
 
@@ -91,7 +91,7 @@ def _form_refused(request, form):
 @require_GET
 def task_status(request, pk):
     """The status card; only reads the database; 286 once terminal so htmx stops polling."""
-    task = get_object_or_404(ModifyTask, pk=pk, owner=request.user)
+    task = get_object_or_404(ModifyTask.objects.select_related("api_key"), pk=pk, owner=request.user)
     response = render(request, "modify/studio.html#task-card", {"task": task})
     if task.is_terminal and request.htmx:
         response.status_code = HTMX_STOP_POLLING
@@ -101,7 +101,7 @@ def task_status(request, pk):
 @login_required
 @require_GET
 def task_detail(request, pk):
-    task = get_object_or_404(ModifyTask.objects.visible_to(request.user).select_related("owner", "remix_of"), pk=pk)
+    task = get_object_or_404(ModifyTask.objects.visible_to(request.user).select_related("owner", "remix_of", "api_key"), pk=pk)
     return render(request, "modify/task_detail.html", {"task": task})
 
 

@@ -4,7 +4,8 @@
 and drives it through the real transitions to the state asked for, so its
 fields and its event log are what the lifecycle would have left. Nothing is
 enqueued: tests run the steps they test themselves. ``backdate`` moves a
-task's clock back, as if time had passed.
+task's clock back, as if time had passed. ``make_key`` stores a provider API
+key, its secret encrypted as the admin and the keys page store it.
 """
 
 import os
@@ -15,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
-from modify.models import ModifyTask
+from modify.models import ApiKey, ModifyTask
 from modify.states import Actor
 from modify.video_probe import temp_path, write_poster
 
@@ -33,6 +34,30 @@ def make_member(username="maria", **fields):
 
 def make_staff(username="sam", **fields):
     return get_user_model().objects.create_user(username, is_staff=True, **fields)
+
+
+def make_key(label="Team key", *, owner=None, secret=None, is_active=True, last_credits=None,
+             credits_checked_at=None, created_by=None, revoked_at=None):
+    """A stored ``ApiKey`` named ``label``: ``owner``'s own, or the team's when ``owner`` is None.
+
+    ``secret``: the plaintext key, set through ``ApiKey.secret`` so it is
+    encrypted and ``last4`` is its ending; by default a fake one made from
+    the label ("Team key" -> "kie-secret-of-team-key"). ``is_active=False``
+    makes a revoked key, revoked ``revoked_at`` (now unless given).
+    ``last_credits``: the credits left as last asked, checked
+    ``credits_checked_at`` (now unless given; never when not asked).
+    ``created_by``: who added it (nobody unless given).
+    """
+    now = timezone.now()
+    if not is_active and revoked_at is None:
+        revoked_at = now
+    if last_credits is not None and credits_checked_at is None:
+        credits_checked_at = now
+    key = ApiKey(label=label, owner=owner, is_active=is_active, last_credits=last_credits,
+                 credits_checked_at=credits_checked_at, created_by=created_by, revoked_at=revoked_at)
+    key.secret = f"kie-secret-of-{label.lower().replace(' ', '-')}" if secret is None else secret
+    key.save()
+    return key
 
 
 def make_task(owner, state=S.QUEUED, *, prompt="a snowy winter night", upload=None, url=SOURCE_URL,

@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from modify.models import ApiKey, ModifyTask
 from modify.states import LIVE, Actor
-from tests.factories import make_member, make_task
+from team.models import AuditEvent
+from tests.factories import make_key, make_member, make_task
 
 pytestmark = pytest.mark.django_db
 SECRET = "kie-3f9a1c0d7be24e55a1c9d2f0e8b7a6c5"
@@ -25,13 +26,6 @@ def admin(client, staff):
     staff.user_permissions.set(Permission.objects.filter(content_type__app_label__in=["modify", "auth"]))
     client.force_login(staff)
     return client
-
-
-def make_key(label, secret, owner=None, is_active=True):
-    key = ApiKey(label=label, owner=owner, is_active=is_active)
-    key.secret = secret
-    key.save()
-    return key
 
 
 def generating_with_key(owner, api_key, provider_task_id="p" * 32, **fields):
@@ -60,43 +54,32 @@ def change_form(admin, task, shared):
 # --- API keys ----------------------------------------------------------------------------------------
 
 
-def test_a_new_key_is_stored_encrypted(admin):
-    response = admin.post(
-        "/admin/modify/apikey/add/", {"label": "Team key", "owner": "", "is_active": "on", "new_secret": f"  {SECRET} "}
-    )
-    assert response.status_code == 302, response.content.decode()[:3000]
-    key = ApiKey.objects.get()
-    assert SECRET not in key.secret_encrypted
-    assert SECRET[:12] not in key.secret_encrypted
-    assert key.secret == SECRET
-    assert key.last4 == SECRET[-4:]
-    assert key.owner is None and key.is_active
-
-
-@pytest.mark.parametrize("sandbox", [True, False])
-def test_saving_a_key_warns_when_it_would_go_to_the_sandbox(admin, settings, sandbox):
-    settings.SANDBOX_ENABLED = sandbox
-    settings.LUMA_API_BASE = ""
-    response = admin.post(
-        "/admin/modify/apikey/add/", {"label": "Team key", "owner": "", "is_active": "on", "new_secret": SECRET},
-        follow=True,
-    )
-    assert ("this key is sent there, not to kie.ai" in response.content.decode()) is sandbox
-
-
-def test_a_new_key_needs_its_secret(admin):
-    response = admin.post("/admin/modify/apikey/add/", {"label": "Team key", "owner": "", "is_active": "on"})
-    assert response.status_code == 200
-    assert "A new key needs its secret." in response.content.decode()
+def test_keys_are_added_on_the_keys_page_not_in_the_admin(admin):
+    """The Keys page checks a key with the provider before saving it; the admin has no way around that."""
+    assert admin.get("/admin/modify/apikey/add/").status_code == 403
+    assert admin.post("/admin/modify/apikey/add/", {"label": "Team key", "is_active": "on"}).status_code == 403
     assert not ApiKey.objects.exists()
+    assert 'href="/keys/"' in admin.get("/admin/modify/apikey/").content.decode()
+
+
+def test_closing_and_reopening_a_key_in_the_admin_is_logged(admin):
+    key = make_key("Team key", secret=SECRET)
+    admin.post(f"/admin/modify/apikey/{key.pk}/change/", {"label": "Team key"})
+    key.refresh_from_db()
+    assert not key.is_active and key.revoked_at is not None
+    admin.post(f"/admin/modify/apikey/{key.pk}/change/", {"label": "Team key", "is_active": "on"})
+    key.refresh_from_db()
+    assert key.is_active and key.revoked_at is None
+    assert [(e.kind, e.actor_user.get_username()) for e in AuditEvent.objects.order_by("created_at", "id")] == [
+        ("key_revoked", "sam"), ("key_reopened", "sam")]
+    assert key.secret == SECRET  # the secret stays what it was
 
 
 def test_the_admin_pages_show_only_the_last_four_characters(admin, member):
-    key = make_key("Maria's key", SECRET, owner=member)
+    key = make_key("Maria's key", secret=SECRET, owner=member)
     pages = {
         "changelist": admin.get("/admin/modify/apikey/"),
         "change": admin.get(f"/admin/modify/apikey/{key.pk}/change/"),
-        "add": admin.get("/admin/modify/apikey/add/"),
         "delete": admin.get(f"/admin/modify/apikey/{key.pk}/delete/"),
         "history": admin.get(f"/admin/modify/apikey/{key.pk}/history/"),
     }
@@ -110,44 +93,31 @@ def test_the_admin_pages_show_only_the_last_four_characters(admin, member):
     assert f"••••{SECRET[-4:]}" in pages["change"].content.decode()
 
 
-def test_editing_without_a_new_secret_keeps_the_old_one(admin):
-    key = make_key("Team key", SECRET)
-    response = admin.post(
-        f"/admin/modify/apikey/{key.pk}/change/", {"label": "Team key (2025)", "owner": "", "is_active": "on", "new_secret": ""}
-    )
+def test_renaming_a_key_keeps_its_secret(admin):
+    key = make_key("Team key", secret=SECRET)
+    response = admin.post(f"/admin/modify/apikey/{key.pk}/change/", {"label": "Team key (2025)", "is_active": "on"})
     assert response.status_code == 302, response.content.decode()[:3000]
     key.refresh_from_db()
-    assert key.label == "Team key (2025)"
-    assert key.secret == SECRET
-    assert key.last4 == SECRET[-4:]
-
-
-def test_editing_with_a_new_secret_replaces_it(admin):
-    key = make_key("Team key", SECRET)
-    admin.post(
-        f"/admin/modify/apikey/{key.pk}/change/", {"label": "Team key", "owner": "", "is_active": "on", "new_secret": "kie-new-secret-9876"}
-    )
-    key.refresh_from_db()
-    assert key.secret == "kie-new-secret-9876"
-    assert key.masked == "••••9876"
+    assert (key.label, key.secret, key.last4) == ("Team key (2025)", SECRET, SECRET[-4:])
+    assert not AuditEvent.objects.exists()
 
 
 def test_for_user_prefers_the_users_own_active_key(member, other):
-    team = make_key("Team", "team-secret-0001")
+    team = make_key("Team", secret="team-secret-0001")
     assert ApiKey.for_user(member) == team
-    make_key("Ivan's", "ivan-secret-0002", owner=other)
+    make_key("Ivan's", secret="ivan-secret-0002", owner=other)
     assert ApiKey.for_user(member) == team
-    own = make_key("Maria's", "maria-secret-0003", owner=member)
+    own = make_key("Maria's", secret="maria-secret-0003", owner=member)
     assert ApiKey.for_user(member) == own
     assert ApiKey.for_user(other).label == "Ivan's"
 
 
 def test_for_user_ignores_inactive_keys(member):
-    make_key("Maria's old", "maria-secret-0001", owner=member, is_active=False)
+    make_key("Maria's old", secret="maria-secret-0001", owner=member, is_active=False)
     assert ApiKey.for_user(member) is None
-    make_key("Team old", "team-secret-0002", is_active=False)
+    make_key("Team old", secret="team-secret-0002", is_active=False)
     assert ApiKey.for_user(member) is None
-    team = make_key("Team", "team-secret-0003")
+    team = make_key("Team", secret="team-secret-0003")
     assert ApiKey.for_user(member) == team
 
 
@@ -169,7 +139,7 @@ def test_the_task_changelist_loads_and_filters_by_state(admin, member):
 
 
 def test_the_task_pages_never_show_the_callback_token_or_the_key_secret(admin, member):
-    key = make_key("Maria's key", SECRET, owner=member)
+    key = make_key("Maria's key", secret=SECRET, owner=member)
     task = generating_with_key(member, key, prompt="a snowy winter night")
     # A rejected callback quoting its own URL: the history keeps the event, not the token.
     task.record("callback_rejected", actor=Actor.PROVIDER,
@@ -180,7 +150,7 @@ def test_the_task_pages_never_show_the_callback_token_or_the_key_secret(admin, m
     assert "a snowy winter night" in changelist.content.decode()
     page = change.content.decode()
     assert "p" * 32 in page  # the page does show the task's facts...
-    assert f"Maria&#x27;s key (…{SECRET[-4:]})" in page  # ...and which key it spends...
+    assert f"Maria&#x27;s key (••••{SECRET[-4:]})" in page  # ...and which key it spends...
     assert "bad signature on https://lumaweb.example/callbacks/[redacted]/" in page
     for name, response in {"changelist": changelist, "change": change}.items():
         html = response.content.decode()
@@ -337,7 +307,7 @@ def test_the_list_shows_each_results_poster_and_the_whole_prompt(admin, member, 
 def tasks_for_a_list(count, start=0):
     """``count`` tasks over three members, two keys (and none), the sandbox and the real provider."""
     members = [make_member(f"member{i}") if start == 0 else User.objects.get(username=f"member{i}") for i in range(3)]
-    keys = ([make_key("Team key", "team-secret-0001"), make_key("Other key", "other-secret-0002")] if start == 0
+    keys = ([make_key("Team key", secret="team-secret-0001"), make_key("Other key", secret="other-secret-0002")] if start == 0
             else list(ApiKey.objects.order_by("pk"))) + [None]
     states = [S.QUEUED, S.GENERATING, S.FAILED, S.SUCCEEDED]
     for i in range(start, start + count):
@@ -359,7 +329,7 @@ def test_the_list_costs_the_same_queries_for_5_or_100_tasks(admin, query):
 
 
 def test_the_list_filters_by_member_key_provider_and_dates(admin, member, other):
-    key = make_key("Team key", "team-secret-0001")
+    key = make_key("Team key", secret="team-secret-0001")
     mine = make_task(member, S.GENERATING, prompt="maria's, on the team key", api_key=key)
     real = make_task(other, S.QUEUED, prompt="ivan's, with kie.ai", is_sandbox=False)
     old = make_task(other, S.SUCCEEDED, prompt="ivan's, from last year", created_at=timezone.now() - timedelta(days=400))
@@ -499,10 +469,10 @@ def test_checking_a_selection_asks_the_sandbox_about_each(app, admin, staff, mem
 
 
 def test_checking_credits_remembers_them_on_the_key(app, admin):
-    key = make_key("Sandbox key", "sandbox-key")
+    key = make_key("Sandbox key", secret="sandbox-key")
     page = admin.post("/admin/modify/apikey/", {"action": "check_credits", "_selected_action": [key.pk]},
                       follow=True).content.decode()
-    assert f"Sandbox key (…-key): 1000 credits left." in page
+    assert f"Sandbox key (••••-key): 1000 credits left." in page
     key.refresh_from_db()
     assert key.last_credits == 1000 and key.credits_checked_at is not None
     assert "1000" in admin.get("/admin/modify/apikey/").content.decode()
@@ -518,7 +488,7 @@ def test_the_task_list_fits_a_1280_px_screen(live_server, browser, settings, sta
     staff.set_password("pw-admin-123")
     staff.save()
     prompt = "Turn the quiet street into a snowy winter night with warm lights in every window " * 3
-    make_task(member, S.FAILED, prompt=prompt.strip(), api_key=make_key("A team key with a long label", "s-0001"),
+    make_task(member, S.FAILED, prompt=prompt.strip(), api_key=make_key("A team key with a long label", secret="s-0001"),
               error="The provider could not generate this video (the model gave up on this one).")
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     page = context.new_page()

@@ -18,11 +18,11 @@ from django_q.models import OrmQ, Schedule
 from django_q.models import Task as QueueTask
 from django_q.tasks import async_task
 
-from modify.models import ApiKey, ModifyTask
+from modify.models import ModifyTask
 from modify.schedules import ensure_sweep_schedule
 from sandbox import admin as sandbox_admin
 from team import keys
-from tests.factories import backdate, make_member, make_task
+from tests.factories import backdate, make_key, make_member, make_task
 
 pytestmark = pytest.mark.django_db
 S = ModifyTask.State
@@ -66,14 +66,6 @@ def state_row(page, state):
     return text(page[page.index(">", start) + 1: page.index("</tr>", start)])
 
 
-def make_key(label, secret=SECRET, owner=None, is_active=True, credits=None):
-    key = ApiKey(label=label, owner=owner, is_active=is_active)
-    key.secret = secret
-    key.save()
-    ApiKey.objects.filter(pk=key.pk).update(last_credits=credits, credits_checked_at=credits and timezone.now())
-    return key
-
-
 # --- Tasks -----------------------------------------------------------------------------------------------
 
 
@@ -105,11 +97,11 @@ def test_it_counts_tasks_in_flight_by_state_and_failures_today(admin, member, ot
 def test_it_shows_each_keys_credits_and_warns_of_low_ones(admin, member, settings):
     settings.LUMA_LOW_CREDITS = 100
     settings.LUMA_CREDITS_PER_TASK = 10
-    make_key("Plenty", "kie-plenty-0001", credits=5000)
-    make_key("Running low", "kie-low-0002", credits=100)
-    make_key("Empty", "kie-empty-0003", owner=member, credits=4)
-    make_key("Closed and low", "kie-closed-0004", is_active=False, credits=3)
-    make_key("Never asked", "kie-never-0005")
+    make_key("Plenty", secret="kie-plenty-0001", last_credits=5000)
+    make_key("Running low", secret="kie-low-0002", last_credits=100)
+    make_key("Empty", secret="kie-empty-0003", owner=member, last_credits=4)
+    make_key("Closed and low", secret="kie-closed-0004", is_active=False, last_credits=3)
+    make_key("Never asked", secret="kie-never-0005")
     page = home(admin)
     warnings = [text(w) for w in re.findall(r'<p class="errornote low-credits">(.*?)</p>', page, re.S)]
     assert warnings == [
@@ -137,19 +129,19 @@ def test_the_environments_key_is_listed_without_its_secret(admin, settings):
 
 
 def test_no_secret_reaches_the_dashboard(admin):
-    key = make_key("Team key", credits=50)
+    key = make_key("Team key", secret=SECRET, last_credits=50)
     page = home(admin)
     assert SECRET not in page and SECRET[:-4] not in page and key.secret_encrypted not in page
     assert f"••••{SECRET[-4:]}" in page
 
 
 def test_check_credits_now_asks_the_sandbox_for_every_open_key(app, admin):
-    key = make_key("Sandbox key", "sandbox-key")
-    closed = make_key("Closed", "sandbox-key-2", is_active=False)
+    key = make_key("Sandbox key", secret="sandbox-key")
+    closed = make_key("Closed", secret="sandbox-key-2", is_active=False)
     page = admin.post("/admin/modify/apikey/check-credits/", follow=True)
     assert page.request["PATH_INFO"] == "/admin/"
     html = page.content.decode()
-    assert "Sandbox key (…-key): 1000 credits left." in html
+    assert "Sandbox key (••••-key): 1000 credits left." in html
     assert "The sandbox&#x27;s key: 1000 credits left." in html
     key.refresh_from_db()
     closed.refresh_from_db()
@@ -160,9 +152,9 @@ def test_check_credits_now_asks_the_sandbox_for_every_open_key(app, admin):
 
 
 def test_check_credits_now_says_which_key_the_provider_refused(app, admin):
-    make_key("Wrong key", "not-a-sandbox-key")
+    make_key("Wrong key", secret="not-a-sandbox-key")
     html = admin.post("/admin/modify/apikey/check-credits/", follow=True).content.decode()
-    assert "Wrong key (…-key): kie.ai refused this key: check it was copied whole." in html
+    assert "Wrong key (••••-key): kie.ai refused this key: check it was copied whole." in html
     assert "not-a-sandbox-key" not in html
 
 
@@ -261,13 +253,13 @@ def test_it_costs_the_same_queries_for_few_or_many_tasks(admin, member):
 
     for state in (S.QUEUED, S.GENERATING, S.FAILED, S.SUCCEEDED):
         make_task(member, state)
-    make_key("One", "kie-one-0001", credits=10)
+    make_key("One", secret="kie-one-0001", last_credits=10)
     few = count()
     others = [make_member(f"m{i}") for i in range(5)]
     for i in range(40):
         make_task(others[i % 5], [S.QUEUED, S.GENERATING, S.FAILED, S.SUCCEEDED][i % 4])
     for i in range(5):
-        make_key(f"Key {i}", f"kie-key-{i:04d}", owner=others[i], credits=500)
+        make_key(f"Key {i}", secret=f"kie-key-{i:04d}", owner=others[i], last_credits=500)
     assert count() == few <= 16
 
 

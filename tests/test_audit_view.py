@@ -13,10 +13,10 @@ from django.http import StreamingHttpResponse
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from modify.models import ApiKey, ModifyTask, TaskEvent
+from modify.models import ModifyTask, TaskEvent
 from modify.states import Actor
 from team.models import AuditEvent
-from tests.factories import make_member, make_task
+from tests.factories import make_key, make_member, make_task
 
 pytestmark = pytest.mark.django_db
 S = ModifyTask.State
@@ -43,13 +43,6 @@ def moved(event, when):
 
 def task_events(task):
     return list(task.events.all())
-
-
-def make_key(owner, label="Maria's key", secret=SECRET, by=None):
-    key = ApiKey(owner=owner, label=label, created_by=by or owner)
-    key.secret = secret
-    key.save()
-    return key
 
 
 def listing(client, **params):
@@ -98,7 +91,7 @@ def test_staff_see_it_members_get_403_and_visitors_go_to_sign_in(client, member,
 def test_both_logs_in_one_list_newest_first_with_who_what_and_which_task_or_key(staff_client, staff, member):
     task = make_task(member, prompt="turn the beach into snow")
     created = moved(task_events(task)[0], at(1, 9))
-    key = make_key(None, label="Team key", secret="team-secret-abcd", by=staff)
+    key = make_key("Team key", secret="team-secret-abcd", created_by=staff)
     added = moved(AuditEvent.log("key_added", by=staff, api_key=key, detail="checked: 500 credits"), at(1, 10))
     checked = moved(task.record("checked", actor=Actor.STAFF, by=staff, detail="successFlag 0 (generating)"), at(1, 11))
     quota = moved(AuditEvent.log("quota_changed", by=staff, member=member, detail="tasks per day: 5"), at(1, 12))
@@ -135,7 +128,7 @@ def test_member_filter_keeps_events_by_them_about_them_and_on_their_tasks(staff_
     on_mine = mine.record("checked", actor=Actor.STAFF, by=staff)
     by_me = AuditEvent.log("password_changed", by=member, member=member)
     about_me = AuditEvent.log("quota_changed", by=staff, member=member)
-    my_key = make_key(member)
+    my_key = make_key("Maria's key", owner=member, secret=SECRET, created_by=member)
     my_key_event = AuditEvent.log("key_revoked", by=staff, api_key=my_key)
     AuditEvent.log("quota_changed", by=staff, member=other)
     AuditEvent.log("key_added", by=staff)
@@ -260,7 +253,7 @@ def test_a_deep_page_is_a_keyset_query_not_an_offset(staff_client, staff, member
 
 def test_the_number_of_queries_does_not_grow_with_the_events(staff_client, staff):
     members = [make_member(f"member{i}") for i in range(5)]
-    keys = [make_key(m, label=f"key {i}", secret=f"secret-{i:04d}") for i, m in enumerate(members)]
+    keys = [make_key(f"key {i}", owner=m, secret=f"secret-{i:04d}", created_by=m) for i, m in enumerate(members)]
 
     def add(count):
         for i in range(count):
@@ -326,7 +319,7 @@ def test_htmx_gets_the_filters_and_rows_without_the_page_around_them(staff_clien
 # --- Never a secret ----------------------------------------------------------------------------------------
 
 def test_neither_a_key_nor_a_callback_token_appears_in_the_list_or_the_csv(staff_client, client, staff, member):
-    key = make_key(member)
+    key = make_key("Maria's key", owner=member, secret=SECRET, created_by=member)
     AuditEvent.log("key_added", by=member, member=member, api_key=key, detail="500 credits left")
     task = make_task(member, S.GENERATING, api_key=key)
     token = task.callback_token

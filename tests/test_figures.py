@@ -11,10 +11,10 @@ from datetime import date, datetime, timedelta, timezone as tz
 import pytest
 
 from modify import failures
-from modify.models import ApiKey, ModifyTask
+from modify.models import ModifyTask
 from team import figures
 from team.figures import Day, Period
-from tests.factories import backdate, make_task
+from tests.factories import backdate, make_key, make_task
 
 pytestmark = pytest.mark.django_db
 S = ModifyTask.State
@@ -25,13 +25,6 @@ PERIOD = Period(MARCH_10, MARCH_11)
 
 def at(day, hour, minute=0, second=0):
     return datetime(2025, 3, day, hour, minute, second, tzinfo=tz.utc)
-
-
-def make_key(label, last4, owner=None):
-    key = ApiKey(owner=owner, label=label, created_by=owner)
-    key.secret = f"sk-figures-test-{last4}"
-    key.save()
-    return key
 
 
 def task(owner, state, created, *, took=None, credits=None, failure=None, **make):
@@ -48,7 +41,8 @@ def task(owner, state, created, *, took=None, credits=None, failure=None, **make
 def fixture(settings, member, other):
     """maria and ivan's tasks; what each one adds to the figures is said beside it."""
     settings.TIME_ZONE = "UTC"
-    mine, team = make_key("Maria's key", "1111", owner=member), make_key("Team key", "2222")
+    mine = make_key("Maria's key", owner=member, secret="sk-figures-test-1111", created_by=member)
+    team = make_key("Team key", secret="sk-figures-test-2222")
     generation_failed = failures.sentence("generation_failed", reason="the prompt was refused")
     # 10 March: 2 succeeded, 2 failed.
     task(member, S.SUCCEEDED, at(10, 0, 0, 0), took=60, credits=10, api_key=mine)
@@ -182,7 +176,7 @@ def test_days_across_a_daylight_saving_change(settings, member):
 
 def test_two_keys_with_the_same_label_and_ending_stay_apart(member, other):
     for owner in (member, other):
-        key = make_key("kie.ai", "9999", owner=owner)
+        key = make_key("kie.ai", owner=owner, secret="sk-figures-test-9999", created_by=owner)
         task(owner, S.GENERATING, at(10, 12), credits=10, api_key=key)
     _members, keys = figures.credits_spent(PERIOD)
     assert keys == [figures.Spender("kie.ai (••••9999)", 1, 10, detail="ivan"),

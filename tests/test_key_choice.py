@@ -16,7 +16,7 @@ from modify import backend, intake, sending
 from modify.forms import TaskForm
 from modify.models import ApiKey, ModifyTask
 from modify.states import Actor
-from tests.factories import make_staff, make_task
+from tests.factories import make_key, make_staff, make_task
 
 pytestmark = pytest.mark.django_db
 S = ModifyTask.State
@@ -36,13 +36,6 @@ def sent(monkeypatch):
     tasks = []
     monkeypatch.setattr("modify.enqueue.send_to_provider", tasks.append)
     return tasks
-
-
-def make_key(label, owner=None, *, is_active=True, last_credits=None):
-    key = ApiKey(label=label, owner=owner, is_active=is_active, last_credits=last_credits)
-    key.secret = f"kie-secret-of-{label.lower().replace(' ', '-')}"
-    key.save()
-    return key
 
 
 def choices(form):
@@ -75,8 +68,8 @@ def test_no_choice_with_one_key_or_none(signed_in, member):
 
 def test_own_keys_come_first_then_the_teams_newest_first(member, staff):
     team_old, team_new = make_key("Team old"), make_key("Team new")
-    own_old, own_new = make_key("Mine old", member), make_key("Mine new", member)
-    make_key("Mine revoked", member, is_active=False)
+    own_old, own_new = make_key("Mine old", owner=member), make_key("Mine new", owner=member)
+    make_key("Mine revoked", owner=member, is_active=False)
     make_key("Team revoked", is_active=False)
     offered = choices(TaskForm(user=member))
     assert [key for key, _ in offered] == [own_new, own_old, team_new, team_old]
@@ -86,9 +79,9 @@ def test_own_keys_come_first_then_the_teams_newest_first(member, staff):
 
 def test_a_member_sees_no_key_of_another_member(signed_in, member, other):
     make_key("Team")
-    make_key("Maria's", member)
-    make_key("Ivan's", other)
-    make_key("Ivan's spare", other)
+    make_key("Maria's", owner=member)
+    make_key("Ivan's", owner=other)
+    make_key("Ivan's spare", owner=other)
     assert [key.label for key, _ in choices(TaskForm(user=member))] == ["Maria's", "Team"]
     page = signed_in.get("/").content.decode()
     assert 'name="key"' in page and "Maria&#x27;s" in page
@@ -97,7 +90,7 @@ def test_a_member_sees_no_key_of_another_member(signed_in, member, other):
 
 def test_credits_are_shown_and_a_key_that_ran_out_says_so(member):
     make_key("Team", last_credits=5)
-    make_key("Mine", member, last_credits=120)
+    make_key("Mine", owner=member, last_credits=120)
     assert [label for _, label in choices(TaskForm(user=member))] == [
         f"Mine (yours, {ApiKey.objects.get(label='Mine').masked}, 120 credits)", "Team (team, out of credits)"]
 
@@ -107,8 +100,8 @@ def test_credits_are_shown_and_a_key_that_ran_out_says_so(member):
 
 def test_the_default_is_the_newest_own_key(signed_in, member):
     make_key("Team")
-    make_key("Mine old", member)
-    newest = make_key("Mine new", member)
+    make_key("Mine old", owner=member)
+    newest = make_key("Mine new", owner=member)
     assert TaskForm(user=member).fields["key"].initial == newest
     page = signed_in.get("/").content.decode()
     assert re.search(rf'<option value="{newest.pk}" selected>', page)
@@ -117,19 +110,19 @@ def test_the_default_is_the_newest_own_key(signed_in, member):
 def test_without_an_own_key_the_default_is_the_teams_newest(member, other):
     make_key("Team old")
     newest = make_key("Team new")
-    make_key("Ivan's", other)
+    make_key("Ivan's", owner=other)
     assert TaskForm(user=member).fields["key"].initial == newest
 
 
 def test_the_default_passes_over_a_key_that_ran_out(member):
     team = make_key("Team", last_credits=900)
-    make_key("Mine", member, last_credits=3)
+    make_key("Mine", owner=member, last_credits=3)
     assert TaskForm(user=member).fields["key"].initial == team
     assert backend.key_for(member)[0] == team  # nor is it spent by a task made without a key
 
 
 def test_a_task_sent_without_the_choice_spends_the_default(signed_in, member, sent):
-    newest = make_key("Mine new", member)
+    newest = make_key("Mine new", owner=member)
     make_key("Team")
     assert post(signed_in).status_code == 302  # a client that does not send "key"
     assert ModifyTask.objects.get().api_key == newest
@@ -139,7 +132,7 @@ def test_a_task_sent_without_the_choice_spends_the_default(signed_in, member, se
 
 
 def test_the_chosen_key_is_stored_on_the_new_task(signed_in, member, sent, django_capture_on_commit_callbacks):
-    make_key("Mine", member)
+    make_key("Mine", owner=member)
     team = make_key("Team")
     with django_capture_on_commit_callbacks(execute=True):
         assert post(signed_in, key=team.pk).status_code == 302
@@ -160,10 +153,10 @@ def test_without_any_key_the_task_has_none(signed_in, sent):
 
 @pytest.mark.parametrize("whose", ["another member's", "revoked", "unknown"])
 def test_a_key_not_open_to_the_member_is_refused(signed_in, member, other, sent, whose):
-    make_key("Mine", member)
+    make_key("Mine", owner=member)
     make_key("Team")
-    forged = {"another member's": lambda: make_key("Ivan's", other).pk,
-              "revoked": lambda: make_key("Mine revoked", member, is_active=False).pk,
+    forged = {"another member's": lambda: make_key("Ivan's", owner=other).pk,
+              "revoked": lambda: make_key("Mine revoked", owner=member, is_active=False).pk,
               "unknown": lambda: 999999}[whose]()
     response = post(signed_in, key=forged)
     assert response.status_code == 422
@@ -173,7 +166,7 @@ def test_a_key_not_open_to_the_member_is_refused(signed_in, member, other, sent,
 
 def test_a_forged_key_is_refused_even_when_no_choice_is_offered(signed_in, member, other, sent):
     make_key("Team")
-    response = post(signed_in, htmx=True, key=make_key("Ivan's", other).pk)
+    response = post(signed_in, htmx=True, key=make_key("Ivan's", owner=other).pk)
     assert response.status_code == 200
     assert form_errors(response.content.decode()) == [NOT_OPEN]
     assert not ModifyTask.objects.exists() and sent == []
@@ -190,7 +183,7 @@ def staff_to_ask(db):
 
 
 def test_a_chosen_key_that_ran_out_is_refused_naming_who_to_ask(signed_in, member, sent, staff_to_ask):
-    make_key("Mine", member, last_credits=200)
+    make_key("Mine", owner=member, last_credits=200)
     team = make_key("Team", last_credits=9)  # less than one task's 10
     response = post(signed_in, key=team.pk)
     assert response.status_code == 422
@@ -200,7 +193,7 @@ def test_a_chosen_key_that_ran_out_is_refused_naming_who_to_ask(signed_in, membe
 
 
 def test_the_only_key_having_run_out_is_refused_too(signed_in, member, sent, staff_to_ask):
-    make_key("Mine", member, last_credits=0)
+    make_key("Mine", owner=member, last_credits=0)
     response = post(signed_in, htmx=True)
     assert response.status_code == 200
     assert form_errors(response.content.decode()) == [
@@ -210,7 +203,7 @@ def test_the_only_key_having_run_out_is_refused_too(signed_in, member, sent, sta
 
 def test_a_key_with_one_tasks_worth_or_unknown_credits_may_be_spent(signed_in, member, sent):
     make_key("Team", last_credits=None)  # never asked yet
-    exact = make_key("Mine", member, last_credits=10)
+    exact = make_key("Mine", owner=member, last_credits=10)
     assert post(signed_in, key=exact.pk).status_code == 302
     assert ModifyTask.objects.get().api_key == exact
 
@@ -245,8 +238,8 @@ def provider(monkeypatch):
 
 
 def test_sending_spends_the_chosen_key_not_the_default(member, clip, provider, sent):
-    chosen = make_key("Mine old", member)
-    make_key("Mine new", member)
+    chosen = make_key("Mine old", owner=member)
+    make_key("Mine new", owner=member)
     with open(clip(seconds=1), "rb") as fh:
         task = intake.accept(member, "a snowy winter night", upload=File(fh, name="clip.mp4"), api_key=chosen)
     task = sending.send_to_provider(task.pk)
@@ -256,7 +249,7 @@ def test_sending_spends_the_chosen_key_not_the_default(member, clip, provider, s
 
 
 def test_a_key_revoked_before_sending_fails_the_task_without_calling_the_provider(member, provider, sent):
-    chosen = make_key("Mine", member)
+    chosen = make_key("Mine", owner=member)
     make_key("Team")
     task = intake.accept(member, "a snowy winter night", url=URL, api_key=chosen)
     ApiKey.objects.filter(pk=chosen.pk).update(is_active=False, revoked_at=timezone.now())
@@ -272,7 +265,7 @@ def test_a_key_revoked_before_sending_fails_the_task_without_calling_the_provide
 
 
 def test_a_task_already_sent_keeps_polling_with_its_revoked_key(member, provider):
-    key = make_key("Mine", member)
+    key = make_key("Mine", owner=member)
     task = make_task(member, S.GENERATING, api_key=key)
     ApiKey.objects.filter(pk=key.pk).update(is_active=False, revoked_at=timezone.now())
     make_key("Team")

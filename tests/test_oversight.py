@@ -76,7 +76,7 @@ def test_check_logs_the_providers_answer_as_the_staff_members(app, as_staff, sta
     assert checked.from_state == checked.to_state == S.GENERATING
     task.refresh_from_db()
     assert task.state == S.GENERATING and task.poll_count == polls  # a look, not a booked poll
-    assert "Staff asked the provider: successFlag 0 (generating)" in page.content.decode()  # in the timeline
+    assert "Staff asked the provider (by staff, sam): successFlag 0 (generating)" in page.content.decode()  # in the timeline
     assert enqueued == []
 
 

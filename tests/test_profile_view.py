@@ -7,9 +7,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from modify.models import ApiKey, ModifyTask
+from modify.models import ModifyTask
 from team.models import AuditEvent, Quota
-from tests.factories import backdate, make_task
+from tests.factories import backdate, make_key, make_task
 
 pytestmark = pytest.mark.django_db
 S = ModifyTask.State
@@ -24,13 +24,6 @@ def figures(response):
 
 def limit(response, name):
     return re.search(rf'data-limit="{name}">([^<]+)<', response.content.decode()).group(1)
-
-
-def make_key(owner, label, is_active=True):
-    key = ApiKey(owner=owner, label=label, is_active=is_active)
-    key.secret = f"kie-secret-of-{label}"
-    key.save()
-    return key
 
 
 def test_visitors_are_sent_to_sign_in(client):
@@ -49,10 +42,10 @@ def test_the_profile_shows_my_figures_only(signed_in, member, other):
              generating_at=last_year.generating_at - timedelta(days=400))
     for state in (S.QUEUED, S.GENERATING, S.SUCCEEDED, S.SUCCEEDED, S.FAILED, S.FAILED, S.FAILED):
         make_task(other, state)
-    make_key(member, "mine")
-    make_key(member, "old one", is_active=False)
-    make_key(other, "ivan's")
-    make_key(None, "team")
+    make_key("mine", owner=member)
+    make_key("old one", owner=member, is_active=False)
+    make_key("ivan's", owner=other)
+    make_key("team")
 
     response = signed_in.get("/profile/")
     assert response.status_code == 200

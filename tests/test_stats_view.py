@@ -18,8 +18,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from modify import failures
-from modify.models import ApiKey, ModifyTask
-from tests.factories import backdate, make_member, make_task
+from modify.models import ModifyTask
+from tests.factories import backdate, make_key, make_member, make_task
 
 pytestmark = pytest.mark.django_db
 S = ModifyTask.State
@@ -27,13 +27,6 @@ PAGE, CSV = "/team/stats/", "/team/stats.csv"
 HTMX = {"HTTP_HX_REQUEST": "true"}
 SECRET = "sk-stats-view-0123456789-wxyz"
 GENERATION_FAILED = "The provider could not generate this video (…). Try a different prompt or video."
-
-
-def make_key(label, owner=None):
-    key = ApiKey(owner=owner, label=label, created_by=owner)
-    key.secret = SECRET
-    key.save()
-    return key
 
 
 def task(owner, state, days_ago, *, took=None, credits=None, **make):
@@ -50,7 +43,7 @@ def task(owner, state, days_ago, *, took=None, credits=None, **make):
 def tasks(settings, member, other):
     """In the last 30 days: 2 succeeded (30 s and 90 s), 1 failed, 1 in flight; one more failure 40 days ago."""
     settings.TIME_ZONE = "UTC"
-    team = make_key("Team key")
+    team = make_key("Team key", secret=SECRET)
     task(member, S.SUCCEEDED, 0, took=90, credits=10, api_key=team)
     task(other, S.FAILED, 0, credits=10, api_key=team, failed_stage=S.GENERATING,
          error=failures.sentence("generation_failed", reason="refused"))
@@ -204,7 +197,7 @@ def test_the_csv_has_the_same_numbers_as_the_page(client, staff, tasks):
 
 def test_a_key_label_is_shown_as_text_never_run(client, staff, member):
     """A member names their key: on the page it is text, in a spreadsheet not a formula; the secret never shows."""
-    key = make_key('=HYPERLINK("https://evil.example")<script>alert(1)</script>', owner=member)
+    key = make_key('=HYPERLINK("https://evil.example")<script>alert(1)</script>', owner=member, secret=SECRET, created_by=member)
     task(member, S.SUCCEEDED, 0, took=10, credits=10, api_key=key)
     client.force_login(staff)
     page = client.get(PAGE).content.decode()
@@ -236,7 +229,7 @@ def test_the_number_of_queries_does_not_grow_with_the_tasks(client, staff, membe
     add(5, [member], [None])
     few = queries(PAGE), queries(CSV)
     members = [member] + [make_member(f"member{n}") for n in range(19)]
-    add(495, members, [None] + [make_key(f"Key {n}", owner=members[n]) for n in range(5)])
+    add(495, members, [None] + [make_key(f"Key {n}", owner=members[n], secret=SECRET, created_by=members[n]) for n in range(5)])
     many = queries(PAGE), queries(CSV)
     assert few == many
     assert many[1] == 6  # the CSV: the session, the user and the four figures

@@ -80,6 +80,8 @@ def test_a_failed_generation_becomes_failed_with_the_providers_reason(app, owner
     # The poll's answer carries the provider's error code and message.
     assert polls(task) == ["successFlag 3 (generation failed), errorCode 501: the model gave up"]
     assert task.events.last().kind == "fail"
+    assert task.credits is None  # a failed generation is given back: it spends nothing against quotas and stats
+    assert task.error_message.endswith("(the model gave up). Try a different prompt or video.")
 
 
 def test_a_task_the_provider_forgot_fails_and_does_not_stop_the_others(app, owner):

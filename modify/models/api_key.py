@@ -42,7 +42,7 @@ class ApiKey(models.Model):
         indexes = [models.Index(fields=["is_active", "last_credits"], name="apikey_open_credits")]
 
     def __str__(self):
-        return f"{self.label} (…{self.last4})"
+        return f"{self.label} ({self.masked})"
 
     @property
     def masked(self):

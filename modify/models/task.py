@@ -161,7 +161,7 @@ class ModifyTask(models.Model):
     def timeline(self):
         """``(moment, summary, times)`` from the event log; repeated identical polls count as one line."""
         lines = []
-        for event in self.events.all():
+        for event in self.events.select_related("actor_user"):
             if lines and event.kind == "poll" and lines[-1][3] == ("poll", event.detail):
                 moment, summary, times, key = lines[-1]
                 lines[-1] = (moment, summary, times + 1, key)
@@ -319,12 +319,14 @@ class ModifyTask(models.Model):
         """archiving → succeeded with the archived file, poster and their facts."""
         return self.transition("archived", finished_at=timezone.now(), **result)
 
-    def fail(self, message, code=None, *, actor=Actor.SYSTEM, by=None):
+    def fail(self, message, code=None, *, actor=Actor.SYSTEM, by=None, refunded=False):
         """Any live state → failed, remembering the stage it failed in and why (``message``: a
-        ``modify.failures`` sentence, whose key is kept for the stats)."""
+        ``modify.failures`` sentence, whose key is kept for the stats). ``refunded``: the provider
+        reported the generation failed, and gives its credits back."""
+        charged = {"credits": None} if refunded else {}
         return self.transition("fail", actor=actor, by=by, detail=message, failed_stage=self.state, error_code=code,
                                error_message=message, failure_key=getattr(message, "key", ""),
-                               finished_at=timezone.now(), callback_deadline=None)
+                               finished_at=timezone.now(), callback_deadline=None, **charged)
 
     def rearchive(self, by):
         """failed → archiving, by staff: a result that failed to archive is fetched again (the

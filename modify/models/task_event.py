@@ -71,4 +71,6 @@ class TaskEvent(models.Model):
     def summary(self):
         """The event in a few words, with its detail: what the timeline shows."""
         label = SUMMARIES.get(self.kind, self.kind)
+        if self.actor == Actor.STAFF and self.actor_user_id:
+            label += f" (by staff, {self.actor_user.get_username()})"
         return f"{label}: {self.detail}" if self.detail else label

@@ -1,6 +1,8 @@
 from datetime import timedelta
 
 from django import template
+from django.utils import timezone
+from django.utils.timesince import timesince
 
 register = template.Library()
 
@@ -18,6 +20,16 @@ def duration(value):
     if minutes:
         return f"{minutes}m {seconds:02d}s"
     return f"{seconds}s" if seconds else "under 1s"
+
+
+@register.filter
+def ago(moment):
+    """How long ago ``moment`` was: "just now", "5 minutes ago"."""
+    if not moment:
+        return ""
+    if timezone.now() - moment < timedelta(minutes=1):
+        return "just now"
+    return f"{timesince(moment)} ago"
 
 
 @register.filter
