@@ -27,6 +27,9 @@ test: install
 bench: install
 	$(BIN)/python bench/bench_transform.py
 	$(BIN)/python bench/bench_status.py
+	$(BIN)/python bench/bench_admin.py
+	$(BIN)/python bench/bench_audit.py
+	$(BIN)/python bench/bench_stats.py
 
 clean:
 	rm -rf $(VENV) var

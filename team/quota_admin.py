@@ -7,6 +7,7 @@ answers "who raised Ivan's limit, and when".
 
 from django import forms
 from django.contrib import admin
+from django.db.models import F
 
 from team.models import AuditEvent, Quota
 from team.quotas import LIMITS
@@ -57,7 +58,7 @@ class QuotaAdmin(admin.ModelAdmin):
     list_display_links = ["whose"]
     list_select_related = ["member"]
     search_fields = ["member__username"]
-    ordering = ["member__username"]  # the team's default (no member) first
+    ordering = [F("member__username").asc(nulls_first=True)]  # the team's default (no member) first, on every database
 
     @admin.display(description="Member", ordering="member__username")
     def whose(self, quota):
