@@ -218,6 +218,8 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
         "django.server": {"handlers": ["server"], "level": "INFO", "propagate": False},
         "django.request": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        # django-axes tells every sign-in at INFO; lockouts (what staff need) are warnings.
+        "axes": {"level": "WARNING"},
     },
 }
 
