@@ -1,6 +1,6 @@
 from django.urls import path
 
-from modify import oversight_views, views
+from modify import health, media_views, oversight_views, views
 
 urlpatterns = [
     path("", views.studio, name="studio"),
@@ -11,7 +11,7 @@ urlpatterns = [
     path("tasks/<uuid:pk>/retry/", views.task_retry, name="task-retry"),
     path("tasks/<uuid:pk>/staff/<slug:action>/", oversight_views.task_action, name="task-staff-action"),
     path("gallery/", views.gallery, name="gallery"),
-    path("media/<path:path>", views.media, name="media"),
+    path("media/<path:path>", media_views.media, name="media"),
     path("callbacks/<str:token>/", views.callback, name="callback"),
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", health.healthz, name="healthz"),
 ]

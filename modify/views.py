@@ -11,13 +11,12 @@ import uuid
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST, require_safe
+from django.views.decorators.http import require_GET, require_POST
 
 from modify import callbacks, intake
-from modify.byte_ranges import serve_media
 from modify.forms import TaskForm
 from modify.models import ModifyTask
 from team.quotas import QuotaExceeded
@@ -134,27 +133,6 @@ def gallery(request):
     return render(request, "modify/gallery.html", {"page": page})
 
 
-@login_required
-@require_safe
-def media(request, path):
-    """Archived media, only to signed-in members who may see the task it belongs to."""
-    task = ModifyTask.objects.visible_to(request.user).filter(pk=_task_id_in(path)).first()
-    if task is None or path not in (task.source_file.name, task.result_file.name, task.poster.name):
-        raise Http404("No such file.")
-    return serve_media(request, path)
-
-
-def _task_id_in(path):
-    """Media paths are ``sources|results/YYYY/MM/<task id>/<name>`` (see models)."""
-    parts = path.split("/")
-    if len(parts) != 5 or parts[0] not in ("sources", "results"):
-        raise Http404("No such file.")
-    try:
-        return uuid.UUID(parts[3])
-    except ValueError:
-        raise Http404("No such file.") from None
-
-
 @csrf_exempt
 @require_POST
 def callback(request, token):
@@ -169,7 +147,3 @@ def callback(request, token):
         log.warning("callback for task %s rejected: %s", task.pk, outcome.reason)
         return JsonResponse({"ok": False, "error": outcome.reason}, status=outcome.status)
     return JsonResponse({"ok": True})
-
-
-def healthz(request):
-    return HttpResponse("ok", content_type="text/plain")
