@@ -1,4 +1,5 @@
 # The two commands: `make run` serves the app, `make test` runs the suite.
+# `make dev` serves it with Django's autoreloading development server instead of gunicorn.
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PY ?= $(shell for p in python3.13 python3.12 python3.11 python3 python; do \
@@ -7,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install bench clean
+.PHONY: run dev test install bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PY)" || { echo "Python 3.11 or newer is required (set PY=/path/to/python3.11)."; exit 1; }
@@ -21,6 +22,9 @@ install: $(STAMP)
 run: install
 	HOST=$(HOST) PORT=$(PORT) bin/run
 
+dev: install
+	HOST=$(HOST) PORT=$(PORT) bin/run --dev
+
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -30,6 +34,7 @@ bench: install
 	$(BIN)/python bench/bench_admin.py
 	$(BIN)/python bench/bench_audit.py
 	$(BIN)/python bench/bench_stats.py
+	$(BIN)/python bench/bench_limiter.py
 
 clean:
 	rm -rf $(VENV) var

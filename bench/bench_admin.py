@@ -112,7 +112,7 @@ def main():
     client.force_login(staff)
     member = get_user_model().objects.get(username="member07")
     pages = {
-        "baseline (health check)": "/healthz",
+        "baseline (health check)": "/livez",
         "admin task list": "/admin/modify/modifytask/",
         "  filtered: failed": "/admin/modify/modifytask/?state__exact=failed",
         "  filtered: member+dates": f"/admin/modify/modifytask/?owner__id__exact={member.pk}&created_from=2000-01-01",

@@ -152,7 +152,7 @@ def figures(client, tasks, label):
         ("filter: one day", f"/team/audit/?since={day}&until={day}"),
     ]
     print(f"\n{label}")
-    baseline, _ = timed(client, "/healthz", 200)
+    baseline, _ = timed(client, "/livez", 200)
     print(f"  {'baseline (health check)':34}: {baseline:7.2f} ms/request")
     for name, url in cases:
         ms, queries = timed(client, url)

@@ -137,7 +137,7 @@ def main():
                ("page, 366 days, drawn", f"/team/stats/{year}", forget),
                ("page, 366 days, kept", f"/team/stats/{year}", keep),
                ("CSV, 30 days", "/team/stats.csv", keep), ("CSV, 366 days", f"/team/stats.csv{year}", keep)]
-    baseline, baseline_cpu = timed(client, "/healthz")
+    baseline, baseline_cpu = timed(client, "/livez")
     print(f"tasks, members          : {ModifyTask.objects.count():,} tasks, {MEMBERS} members,"
           f" {ApiKey.objects.count()} keys + the environment's")
     print(f"requests per figure     : {REQUESTS}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")

@@ -145,12 +145,13 @@ else:
         "default": {
             # On disk, so the web server and the q cluster see the same entries (credits, health).
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": str(VAR_DIR / "cache"),
+            "LOCATION": os.environ.get("CACHE_DIR", str(VAR_DIR / "cache")),
         }
     }
 
 Q_CLUSTER = {
-    "name": os.environ.get("Q_CLUSTER_NAME", "lumaweb"),
+    # Fixed: django-q2 reads Q_CLUSTER_NAME itself, to start one of ALT_CLUSTERS instead.
+    "name": "lumaweb",
     "workers": env_int("Q_WORKERS", 2),
     "timeout": env_int("Q_TIMEOUT", 600),
     "retry": env_int("Q_TIMEOUT", 600) + 60,
@@ -160,6 +161,9 @@ Q_CLUSTER = {
     "save_limit": 500,
     "poll": 0.2,
     "label": "Task queue",
+    # The sandbox's renders, on their own queue (always the ORM broker's table; sandbox/schedules.py):
+    # started with `Q_CLUSTER_NAME=sandbox manage.py qcluster`.
+    "ALT_CLUSTERS": {"sandbox": {"workers": env_int("SANDBOX_Q_WORKERS", 2), "orm": "default"}},
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
@@ -184,25 +188,56 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
-WHITENOISE_USE_FINDERS = True
+# Development serves static files from the source folders; production from STATIC_ROOT's compressed copies.
+WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", DEBUG)
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 MEDIA_URL = "/media/"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# Media in S3-compatible object storage, shared by every host: set the bucket (and, off AWS, the
+# endpoint). The bucket stays private: members reach a file through the app's check, then a
+# presigned URL valid AWS_QUERYSTRING_EXPIRE seconds (modify/storage.py, modify/s3_storage.py).
+# Keys are read from the environment by boto3 itself (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+# or an instance role), never copied into the settings.
+AWS_STORAGE_BUCKET_NAME = os.environ.get("AWS_STORAGE_BUCKET_NAME", "").strip()
+AWS_S3_ENDPOINT_URL = os.environ.get("AWS_S3_ENDPOINT_URL", "").strip() or None
+AWS_S3_REGION_NAME = os.environ.get("AWS_S3_REGION_NAME", "").strip() or None
+AWS_S3_ADDRESSING_STYLE = os.environ.get("AWS_S3_ADDRESSING_STYLE", "").strip() or None  # "path" for MinIO and the like
+AWS_QUERYSTRING_EXPIRE = env_int("AWS_QUERYSTRING_EXPIRE", 300)
+AWS_DEFAULT_ACL = None  # private objects (PrivateS3Storage insists, whatever is set here)
+AWS_QUERYSTRING_AUTH = True
+if AWS_STORAGE_BUCKET_NAME:
+    STORAGES["default"] = {"BACKEND": "modify.s3_storage.PrivateS3Storage"}
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 SESSION_COOKIE_HTTPONLY = True
+# Sessions are read from the cache (Redis with REDIS_URL, else the file cache every process
+# shares), so the studio's poll every 3 s does not read the session table; still written
+# through to the database, so a cleared cache signs nobody out.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 # Behind a proxy that terminates HTTPS and sets X-Forwarded-Proto: requests count as
 # secure (CSRF origin checks, absolute URLs) and cookies are sent over HTTPS only.
 BEHIND_HTTPS_PROXY = env_bool("BEHIND_HTTPS_PROXY", False)
 if BEHIND_HTTPS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", BEHIND_HTTPS_PROXY)
+# Served over HTTPS (a public https:// address, not debugging): cookies over HTTPS only, plain
+# HTTP redirected (SECURE_SSL_REDIRECT=0 where the proxy redirects itself) and HSTS, so that
+# `manage.py check --deploy` is clean. With an http:// address (make run) all of it stays off.
+SERVED_OVER_HTTPS = os.environ.get("PUBLIC_BASE_URL", "").strip().lower().startswith("https://") and not DEBUG
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", BEHIND_HTTPS_PROXY or SERVED_OVER_HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", SERVED_OVER_HTTPS)
+# Load balancers and service managers ask for the health check over plain HTTP, on the inside.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^livez$"]
+# A year by default; includeSubDomains covers the subdomains of the app's own host, and preload
+# only matters once someone submits the domain to the browsers' list.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600) if SERVED_OVER_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
 
 LOGGING = {
     "version": 1,
@@ -245,6 +280,16 @@ LUMA_MAX_WAIT_SECONDS = env_int("LUMA_MAX_WAIT_SECONDS", 60 * 60)
 LUMA_SUBMIT_MAX_ATTEMPTS = env_int("LUMA_SUBMIT_MAX_ATTEMPTS", 6)
 LUMA_CALLBACK_MAX_AGE_SECONDS = env_int("LUMA_CALLBACK_MAX_AGE_SECONDS", 300)
 LUMA_MAX_RESULT_BYTES = env_int("LUMA_MAX_RESULT_BYTES", 1024 * 1024 * 1024)
+# The provider's limits, kept by every worker together (modify/limiter.py; Redis with REDIS_URL, else
+# the database): new generate calls per window per API key (0: no limit), each slot held a margin longer
+# than the window so that calls whose trip takes different times still arrive within the limit; uploads
+# at once per key (0: no limit); record-info calls per second per key in the sweep's poll batch.
+LUMA_RATE_LIMIT = env_int("LUMA_RATE_LIMIT", 20)
+LUMA_RATE_WINDOW_SECONDS = float(os.environ.get("LUMA_RATE_WINDOW_SECONDS", "10"))
+LUMA_RATE_MARGIN_SECONDS = float(os.environ.get("LUMA_RATE_MARGIN_SECONDS", "1"))
+LUMA_UPLOAD_CONCURRENCY = env_int("LUMA_UPLOAD_CONCURRENCY", 4)
+LUMA_UPLOAD_REUSE_SECONDS = env_int("LUMA_UPLOAD_REUSE_SECONDS", 24 * 3600)
+LUMA_RECORD_INFO_PER_SECOND = float(os.environ.get("LUMA_RECORD_INFO_PER_SECOND", "5"))
 # Encrypts ApiKey secrets at rest; derived from SECRET_KEY when unset. To rotate,
 # list the new key first and the old after it, run `manage.py rotate_encryption_key`,
 # then drop the old one: every listed key decrypts, the first encrypts.
@@ -279,3 +324,6 @@ SANDBOX_UPLOAD_TTL = env_int("SANDBOX_UPLOAD_TTL", 3 * 24 * 3600)
 SANDBOX_MIN_SECONDS = float(os.environ.get("SANDBOX_MIN_SECONDS", "0"))
 SANDBOX_WEBHOOK_HMAC_KEY = os.environ.get("SANDBOX_WEBHOOK_HMAC_KEY", "").strip()
 SANDBOX_FAULTS = os.environ.get("SANDBOX_FAULTS", "").strip()
+# As kie.ai: at most this many generate calls per window per account, else code 429 (0: no limit).
+SANDBOX_RATE_LIMIT = env_int("SANDBOX_RATE_LIMIT", 20)
+SANDBOX_RATE_WINDOW_SECONDS = float(os.environ.get("SANDBOX_RATE_WINDOW_SECONDS", "10"))

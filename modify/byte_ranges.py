@@ -9,6 +9,7 @@ import re
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
+from django.utils.http import content_disposition_header
 
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CHUNK = 64 * 1024
@@ -53,7 +54,9 @@ def _byte_range(header, size):
     return int(first), min(int(last) if last else size - 1, size - 1)
 
 
-def serve_media(request, name):
+def serve_media(request, name, download_name=None):
+    """``name`` from the default storage, whole or the byte range asked for; with
+    ``download_name``, as an attachment of that name."""
     fh = _open(name)
     size = fh.size
     content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -61,21 +64,23 @@ def serve_media(request, name):
     if byte_range is None:
         response = FileResponse(fh, content_type=content_type)
         response["Accept-Ranges"] = "bytes"
-        return _private(response)
+        return _private(response, download_name)
     start, end = byte_range
     if start >= size:
         fh.close()
         response = HttpResponse(status=416)
         response["Content-Range"] = f"bytes */{size}"
-        return _private(response)
+        return _private(response, download_name)
     length = end - start + 1
     response = StreamingHttpResponse(_iter_range(fh, start, length), status=206, content_type=content_type)
     response["Content-Length"] = str(length)
     response["Content-Range"] = f"bytes {start}-{end}/{size}"
     response["Accept-Ranges"] = "bytes"
-    return _private(response)
+    return _private(response, download_name)
 
 
-def _private(response):
+def _private(response, download_name=None):
     response["Cache-Control"] = "private, max-age=3600"
+    if download_name:
+        response["Content-Disposition"] = content_disposition_header(True, download_name)
     return response

@@ -57,6 +57,8 @@ SENTENCES = {
     "provider_unreachable": "The provider could not be reached.",
     "provider_garbled": "The provider sent an answer that could not be read.",
     "awaiting_callback": "The provider did not answer in time; waiting for its callback.",
+    "waiting_for_slot": "Waiting for a slot: kie.ai takes at most {limit} new tasks per {window} s.",
+    "waiting_for_upload_slot": "Waiting for a slot: at most {limit} videos are uploaded to kie.ai at once.",
 }
 
 _BY_ERROR = [

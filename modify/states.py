@@ -9,7 +9,9 @@ workers, a callback and a poll racing on one task change it once.
       ▲                                           │  │                      ▲ ▲                         │
       └──────────────── retry_later ──────────────┘  └─ adopted (callback) ─┘ └──── resume_archiving ───┘
 
-and ``fail`` from any live state to ``failed``; staff can ``rearchive`` a
+and ``fail`` from any live state to ``failed``; a task over the provider's
+rate limit goes back to the queue with ``wait_for_slot`` (``modify.limiter``),
+its attempt given back; staff can ``rearchive`` a
 task that failed while archiving (its result is still upstream). Rows whose target is ``None``
 change no state: they keep a fetched source, re-enqueue a lost submission,
 note that generate got no answer, book the next poll or note the first
@@ -66,6 +68,7 @@ TRANSITIONS = {t.name: t for t in [
     Transition("source_kept",       (S.SUBMITTING,),                          None),
     Transition("generate_sent",     (S.SUBMITTING,),                          S.UNCONFIRMED),
     Transition("retry_later",       (S.SUBMITTING, S.UNCONFIRMED),            S.QUEUED),
+    Transition("wait_for_slot",     (S.SUBMITTING,),                          S.QUEUED),  # the attempt is given back
     Transition("accepted",          (S.UNCONFIRMED,),                         S.GENERATING),
     Transition("no_answer",         (S.UNCONFIRMED,),                         None),
     Transition("adopted",           (S.QUEUED, S.SUBMITTING, S.UNCONFIRMED),  S.GENERATING),

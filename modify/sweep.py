@@ -14,6 +14,8 @@ terminal state. Its steps:
 4. poll the generating tasks whose next poll is due, oldest due first, a
    bounded batch within half the job timeout; one bad row is logged and
    skipped (its poll was booked first, so it cannot crash-loop the sweep).
+   The batch asks record-info at most ``LUMA_RECORD_INFO_PER_SECOND`` times a
+   second per API key (simple spacing), not in one burst.
 """
 
 import logging
@@ -64,12 +66,27 @@ def _requeue_sendings(now):
 def _poll_due(now):
     polled = 0
     deadline = time.monotonic() + settings.Q_CLUSTER["timeout"] / 2
+    pace = _Pace(settings.LUMA_RECORD_INFO_PER_SECOND)
     for task in ModifyTask.objects.due_for_poll(now).select_related("owner", "api_key").order_by("next_poll_at")[:POLL_BATCH]:
         if time.monotonic() > deadline:
             break  # the next sweep carries on; this one must end before django-q2 kills it
+        pace.wait(task.api_key_id)  # None: the environment's (or the sandbox's) key
         try:
             polled += polling.poll(task, due_only=True)
         except Exception:
             log.exception("task %s: poll failed; it will be polled again later", task.pk)
             task.record("poll", actor=Actor.SYSTEM, detail="the poll failed unexpectedly; it will be asked again")
     return polled
+
+
+class _Pace:
+    """Spaces calls per key: at most ``per_second`` a second each (0 or less: no spacing)."""
+
+    def __init__(self, per_second):
+        self.gap = 1 / per_second if per_second > 0 else 0
+        self.last = {}
+
+    def wait(self, key):
+        if key in self.last:
+            time.sleep(max(0.0, self.last[key] + self.gap - time.monotonic()))
+        self.last[key] = time.monotonic()

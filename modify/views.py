@@ -11,20 +11,21 @@ import uuid
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import JsonResponse
+from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from modify import callbacks, intake
+from modify import callbacks, intake, live
 from modify.forms import TaskForm
 from modify.models import ModifyTask
 from team.quotas import QuotaExceeded
 
 log = logging.getLogger(__name__)
 
-# htmx stops polling when a response has this status.
+# htmx stops polling when a response has this status, and swaps nothing on a 204.
 HTMX_STOP_POLLING = 286
+NOTHING_CHANGED = 204
 STUDIO_TASKS = 30
 GALLERY_PAGE_SIZE = 24
 
@@ -40,7 +41,8 @@ def _remix_source(request, remix_id):
 
 def _studio_context(request, form):
     page = Paginator(ModifyTask.objects.filter(owner=request.user).select_related("api_key"), STUDIO_TASKS).get_page(request.GET.get("page"))
-    return {"form": form, "tasks": page.object_list, "page": page}
+    tasks = list(page.object_list)
+    return {"form": form, "tasks": tasks, "page": page, "polling": any(not task.is_terminal for task in tasks)}
 
 
 @login_required
@@ -88,10 +90,29 @@ def _form_refused(request, form):
 
 @login_required
 @require_GET
+def live_status(request):
+    """The studio page's one poll for all its cards in flight (``modify.live``): 204 when none
+    changed, else the changed cards out of band; 286 once none is in flight, so htmx stops."""
+    if not request.htmx:
+        return redirect("studio")  # a plain visit: the page itself shows the current states
+    try:
+        shown = live.parse_since(request.GET.getlist("since"))
+    except live.BadSince as refused:
+        return HttpResponseBadRequest(str(refused), content_type="text/plain; charset=utf-8")
+    changes = live.changes(request.user, shown)
+    if not changes.cards:
+        return HttpResponse(status=NOTHING_CHANGED if changes.in_flight else HTMX_STOP_POLLING)
+    return render(request, "modify/studio.html#live-cards", {"tasks": changes.cards},
+                  status=200 if changes.in_flight else HTMX_STOP_POLLING)
+
+
+@login_required
+@require_GET
 def task_status(request, pk):
-    """The status card; only reads the database; 286 once terminal so htmx stops polling."""
+    """One status card (the studio's per-card poll before ``live_status``, kept for pages
+    still open from then): it polls itself; 286 once terminal so htmx stops polling."""
     task = get_object_or_404(ModifyTask.objects.select_related("api_key"), pk=pk, owner=request.user)
-    response = render(request, "modify/studio.html#task-card", {"task": task})
+    response = render(request, "modify/studio.html#task-card", {"task": task, "legacy_polling": True})
     if task.is_terminal and request.htmx:
         response.status_code = HTMX_STOP_POLLING
     return response

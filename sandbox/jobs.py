@@ -1,19 +1,24 @@
-"""The sandbox's generation job, run on the django-q2 cluster.
+"""The sandbox's generation jobs, run on its own django-q2 cluster (``sandbox.schedules``).
 
-``generate(task_id)``:
+``generate(task_id)`` holds a worker only while it renders, never to wait:
 
-1. wait until the task is at least ``SANDBOX_MIN_SECONDS`` old, so clients
-   see a task in flight as they would upstream;
-2. decide the outcome: an injected create or generation failure, else a
+1. decide the outcome: an injected create or generation failure, else a
    real transform of the source (a grade from the prompt, the watermark);
-3. record it once (``Task.finish`` is a conditional UPDATE), refunding
-   credits on failure, including a crash of the transform itself;
+   a crash of the transform itself is a failure too;
+2. release it at once if the task is due, else enqueue its release for
+   ``task.due_at`` (``SANDBOX_MIN_SECONDS`` after creation, so that clients
+   see a task in flight as they would upstream).
+
+``release(task_id, outcome)``:
+
+3. record the outcome once (``Task.finish`` is a conditional UPDATE),
+   refunding credits on failure;
 4. deliver the signed callback (once, several times, or not at all per the
    task's faults) and report successFlag 4 when delivery failed.
 """
 
 import logging
-import time
+import os
 
 import requests
 from django.conf import settings
@@ -22,8 +27,9 @@ from django.utils import timezone
 from urllib3.exceptions import LocationValueError
 
 from modify import webhooks
+from modify.storage import local_copy
 from modify.video_probe import MediaError, temp_path
-from sandbox import faults
+from sandbox import faults, schedules
 from sandbox.effects import transform_video
 from sandbox.models import Task
 
@@ -31,44 +37,65 @@ log = logging.getLogger(__name__)
 CALLBACK_TIMEOUT = 15
 
 
-def generate(task_id):
-    task = Task.objects.select_related("account").filter(task_id=task_id).first()
+def generate(task_id, wait=True):
+    """Render ``task_id`` now; its outcome shows at its due time (at once when not ``wait``: the
+    ``callback_early`` fault, whose callback comes before generate answers)."""
+    task = Task.objects.filter(task_id=task_id).first()
     if task is None or task.success_flag != Task.Flag.GENERATING:
         return
-    wait = settings.SANDBOX_MIN_SECONDS - (timezone.now() - task.created_at).total_seconds()
-    if wait > 0:
-        time.sleep(wait)
+    outcome = _outcome(task)
+    if wait and task.due_at and timezone.now() < task.due_at:
+        schedules.enqueue_release(task.task_id, outcome, task.due_at)
+    else:
+        release(task.task_id, outcome)
+
+
+def _outcome(task):
+    """What the task will end with, as plain data (it waits in the queue until the task is due)."""
     task_faults = faults.parse(task.faults)
     if "create_fail" in task_faults:
-        _fail(task, Task.Flag.CREATE_FAILED, 500, "Create task failed: the upstream model rejected the request.")
-    elif "generation_fail" in task_faults:
-        _fail(task, Task.Flag.GENERATE_FAILED, 501, "Generation failed: the model could not apply this prompt.")
-    else:
-        try:
-            _render(task)
-        except MediaError as error:
-            _fail(task, Task.Flag.GENERATE_FAILED, 501, f"Generation failed: {error}")
-        except Exception:
-            # Not re-raised: the task must end (refunded, called back) rather than sit at
-            # successFlag 0, and a django-q2 retry would only find it already finished.
-            log.exception("sandbox generation of task %s failed unexpectedly", task.task_id)
-            _fail(task, Task.Flag.GENERATE_FAILED, 501, "Generation failed: internal error in the sandbox.")
-        else:
-            task.finish(Task.Flag.SUCCESS)
-    deliver_callbacks(task)
+        return _failure(Task.Flag.CREATE_FAILED, 500, "Create task failed: the upstream model rejected the request.")
+    if "generation_fail" in task_faults:
+        return _failure(Task.Flag.GENERATE_FAILED, 501, "Generation failed: the model could not apply this prompt.")
+    try:
+        result, grade = _render(task)
+    except MediaError as error:
+        return _failure(Task.Flag.GENERATE_FAILED, 501, f"Generation failed: {error}")
+    except Exception:
+        # Not re-raised: the task must end (refunded, called back) rather than sit at
+        # successFlag 0, and a django-q2 retry would only find it already finished.
+        log.exception("sandbox generation of task %s failed unexpectedly", task.task_id)
+        return _failure(Task.Flag.GENERATE_FAILED, 501, "Generation failed: internal error in the sandbox.")
+    return {"flag": int(Task.Flag.SUCCESS), "result": result, "grade": grade}
+
+
+def _failure(flag, code, message):
+    return {"flag": int(flag), "error_code": code, "error_message": message}
 
 
 def _render(task):
-    with temp_path(".mp4") as out_path:
-        grade = transform_video(task.source.path, out_path, task.prompt, task.watermark)
-        task.grade = grade.name
+    """Transform the source; the stored result's name and the grade (``finish`` publishes both)."""
+    # The source may be in a bucket (S3 media): read through the storage, never a path of its own.
+    with local_copy(task.source, os.path.splitext(task.source.name)[1]) as source_path, temp_path(".mp4") as out_path:
+        grade = transform_video(source_path, out_path, task.prompt, task.watermark)
         with open(out_path, "rb") as fh:
             task.result.save("result.mp4", File(fh), save=False)
+    return task.result.name, grade.name
 
 
-def _fail(task, flag, code, message):
-    if task.finish(flag, error_code=code, error_message=message):
+def release(task_id, outcome):
+    """Record ``outcome`` (once: a second delivery of this job changes nothing) and call back."""
+    task = Task.objects.select_related("account").filter(task_id=task_id).first()
+    if task is None:
+        return
+    task.result.name = outcome.get("result", "")
+    task.grade = outcome.get("grade", "")
+    flag = outcome["flag"]
+    if not task.finish(flag, error_code=outcome.get("error_code"), error_message=outcome.get("error_message", "")):
+        return
+    if flag != Task.Flag.SUCCESS:
         task.account.refund(settings.SANDBOX_TASK_COST)
+    deliver_callbacks(task)
 
 
 def callback_body(task):

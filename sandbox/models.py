@@ -95,7 +95,15 @@ class Task(models.Model):
     error_message = models.TextField(blank=True)
     callbacks_sent = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
+    due_at = models.DateTimeField(null=True, blank=True, help_text="Not complete before this (SANDBOX_MIN_SECONDS).")
     completed_at = models.DateTimeField(null=True, blank=True)
+
+    def save(self, *args, **kwargs):
+        """A new task is due SANDBOX_MIN_SECONDS after its ``created_at`` as saved (the generate view
+        sets it last), per the web process that creates it: the cluster only honours the date."""
+        if self.due_at is None:
+            self.due_at = self.created_at + timedelta(seconds=settings.SANDBOX_MIN_SECONDS)
+        super().save(*args, **kwargs)
 
     @property
     def param_json(self):

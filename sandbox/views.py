@@ -23,11 +23,10 @@ from django.http import FileResponse, Http404, HttpResponseForbidden
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import get_valid_filename
-from django_q.tasks import async_task
 
 from modify.downloads import DownloadError, DownloadTooLarge, download
 from modify.prompts import prompt_problem
-from sandbox import faults, jobs
+from sandbox import faults, jobs, ratelimit, schedules
 from sandbox.envelope import ApiError, api_view, envelope, json_body, require_sandbox_enabled, string_field
 from sandbox.intake import fetched_video
 from sandbox.models import Account, Task, UploadedFile
@@ -64,6 +63,7 @@ def _split(url, field):
         raise ApiError(422, f"{field} is not a valid URL.") from None
 
 
+@ratelimit.retry_after_header
 @api_view(["POST"])
 def generate(request, api_key):
     body = json_body(request)
@@ -74,6 +74,7 @@ def generate(request, api_key):
     video_url = _url_field(body, "videoUrl", required=True)
     watermark = string_field(body, "watermark", 255)
     account = Account.for_key(api_key)
+    ratelimit.check(request, account)  # as kie.ai: 429 over the limit, before any work
     if account.credits < settings.SANDBOX_TASK_COST:
         raise ApiError(402, "Insufficient credits: top up your account to create tasks.")
     with fetched_video(video_url) as (path, container):
@@ -92,11 +93,16 @@ def generate(request, api_key):
             if not account.spend(settings.SANDBOX_TASK_COST):
                 task.source.delete(save=False)
                 raise ApiError(402, "Insufficient credits: top up your account to create tasks.")
+            try:  # counted again under the account's row lock that spend took: exact
+                task.created_at = ratelimit.admit(request, account)
+            except ratelimit.RateLimited:
+                task.source.delete(save=False)
+                raise  # the spend is rolled back with the transaction
             task.save()
     if "callback_early" in faults.parse(task.faults):
-        jobs.generate(task.task_id)
+        jobs.generate(task.task_id, wait=False)  # its callback must come before this answer
     else:
-        async_task("sandbox.jobs.generate", task.task_id, task_name=f"sandbox-generate-{task.task_id}")
+        schedules.enqueue_generate(task.task_id)  # on the sandbox's own cluster
     return {"taskId": task.task_id}
 
 

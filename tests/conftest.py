@@ -68,9 +68,23 @@ def media_through_the_app():
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cache_dir(tmp_path_factory):
+    """Without Redis the cache is a folder shared with the cluster: this run's own, not var/cache,
+    so that two runs on one machine (or the app beside the tests) never clear each other's."""
+    from django.test.utils import override_settings
+
+    if settings.REDIS_URL:
+        yield None
+        return
+    folder = tmp_path_factory.mktemp("cache")
+    with override_settings(CACHES={"default": {**settings.CACHES["default"], "LOCATION": str(folder)}}):
+        yield folder
+
+
 @pytest.fixture(autouse=True)
-def empty_cache():
-    """The cache lives on disk (shared with the cluster): each test starts from an empty one."""
+def empty_cache(cache_dir):
+    """Each test starts from an empty cache."""
     from django.core.cache import cache
 
     cache.clear()
@@ -173,6 +187,36 @@ def inject_faults(settings):
     return inject
 
 
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 API server (moto's) on a free port, for the run; a failure, not a skip,
+    when ``REQUIRE_S3`` is set and moto[server] is missing."""
+    from tests.s3server import start_moto_server
+
+    try:
+        endpoint, stop = start_moto_server()
+    except ImportError as error:
+        if _required("REQUIRE_S3"):
+            pytest.fail(f"REQUIRE_S3 is set but moto[server] is missing ({error}): pip install -e '.[test]'.")
+        pytest.skip("moto[server] is not installed")
+    yield endpoint
+    stop()
+
+
+@pytest.fixture
+def s3(s3_server, settings):
+    """A fresh private bucket on ``s3_server`` (``tests.s3server.Bucket``), the default storage
+    for this test, configured as the environment would (``AWS_*`` settings)."""
+    from tests.s3server import Bucket
+
+    bucket = Bucket(s3_server)
+    for name, value in bucket.settings.items():
+        setattr(settings, name, value)
+    # Set last: changing STORAGES makes Django drop the storage it built, so the next use reads the above.
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "modify.s3_storage.PrivateS3Storage"}}
+    return bucket
+
+
 def _test_database_url():
     db = connection.settings_dict
     if db["ENGINE"].endswith("sqlite3"):
@@ -182,33 +226,43 @@ def _test_database_url():
 
 
 @pytest.fixture(scope="session")
-def qcluster(django_db_setup, django_db_blocker, live_server, media_root, tmp_path_factory):
-    """A real ``manage.py qcluster`` in its own process, on the test database."""
+def qcluster(django_db_setup, django_db_blocker, live_server, media_root, cache_dir, tmp_path_factory):
+    """Real ``manage.py qcluster`` processes on the test database: the app's cluster (yielded) and
+    the sandbox's own (``Q_CLUSTER_NAME=sandbox``), as ``bin/run`` starts them."""
     with django_db_blocker.unblock():
         database_url = _test_database_url()
-    log_path = tmp_path_factory.mktemp("qcluster") / "qcluster.log"
+    log_dir = tmp_path_factory.mktemp("qcluster")
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
         "MEDIA_ROOT": str(media_root),
+        **({"CACHE_DIR": str(cache_dir)} if cache_dir else {}),
         "PUBLIC_BASE_URL": live_server.url,
         "SANDBOX_WEBHOOK_HMAC_KEY": E2E_HMAC_KEY,
         "SANDBOX_MIN_SECONDS": "0",
         "Q_WORKERS": "2",
     }
-    log = open(log_path, "w")
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    yield process
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
-    if process.returncode not in (0, -signal.SIGTERM):
-        print(log_path.read_text()[-5000:])
+    clusters = {}
+    for name, extra in {"app": {}, "sandbox": {"Q_CLUSTER_NAME": "sandbox"}}.items():
+        log = open(log_dir / f"{name}.log", "w")
+        clusters[name] = (subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env={**env, **extra}, stdout=log, stderr=subprocess.STDOUT
+        ), log)
+    for process, log in clusters.values():  # up, so that no test's timing includes a start
+        wait_for(lambda: process.poll() is not None or "running." in Path(log.name).read_text(), timeout=60,
+                 what="the q cluster to start")
+    clusters["app"][0].env = env  # for a test that starts one more like it (tests/test_two_clusters.py)
+    yield clusters["app"][0]
+    for process, _ in clusters.values():
+        process.send_signal(signal.SIGTERM)
+    for process, log in clusters.values():
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+        if process.returncode not in (0, -signal.SIGTERM):
+            print(Path(log.name).read_text()[-5000:])
 
 
 @pytest.fixture

@@ -2,11 +2,12 @@
 
 Chromium (Playwright, sync API) drives the live server while a real django-q2
 cluster and the sandbox provider do the work, so everything the user sees is
-produced the way it is in production: htmx swaps, the status polling that stops
-on HTTP 286, and media served with Range requests to a signed-in user.
+produced the way it is in production: htmx swaps, the page's one status poll
+that stops on HTTP 286, and media served with Range requests to a signed-in user.
 """
 
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import expect
@@ -19,6 +20,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 PASSWORD = "pw-browser-123"
 SUCCEEDED_TIMEOUT_MS = 90_000
+LIVE_URL = "/tasks/live/"
+S = ModifyTask.State
 
 # Plays a <video>, muted so no autoplay policy can refuse it, until the
 # playhead moves (or the element reports an error); returns what it saw.
@@ -146,21 +149,22 @@ def test_upload_watch_play_and_find_in_gallery(e2e, browser, page, member, clip)
     expect(card).to_contain_text("a snowy winter night")
     expect(page.locator("#id_prompt")).to_have_value("")
 
-    # Polling replaces the card until it is terminal.
+    # The page's poll (started by the new card: nothing was in flight before) replaces the card until it is terminal.
     expect(card).to_have_attribute("data-state", "succeeded", timeout=SUCCEEDED_TIMEOUT_MS)
     expect(card.locator(".phase")).to_have_text("Done")
-    expect(card).not_to_have_attribute("hx-get", f"/tasks/{task.pk}/status/")
+    expect(card.locator("input[name=since]")).to_have_count(0)  # a finished card is followed no more
     poster = card.locator("a.thumb img")
     expect(poster).to_be_visible()
     wait_for_image(page, poster)
     assert page.evaluate("window.__noReload") == 1, "the studio reloaded instead of updating in place"
     assert page.evaluate("window.__uploadProgress") == [False, 100], "the upload progress bar did not fill"
-    status_url = f"/tasks/{task.pk}/status/"
-    polls = [status for _, path, status in page.evaluate("window.__htmx") if path == status_url]
-    assert polls and polls[-1] == 286 and set(polls[:-1]) <= {200}, polls
+    requests = page.evaluate("window.__htmx")
+    polls = [status for _, path, status in requests if path == LIVE_URL]
+    assert polls and polls[-1] == 286 and set(polls[:-1]) <= {200, 204}, polls
+    assert not [path for _, path, _ in requests if "/status/" in path], "a card polled by itself"
     # 286 stopped the polling: nothing more is asked within another interval.
     page.wait_for_timeout(3500)
-    assert len([path for _, path, _ in page.evaluate("window.__htmx") if path == status_url]) == len(polls)
+    assert len([path for _, path, _ in page.evaluate("window.__htmx") if path == LIVE_URL]) == len(polls)
     page.screenshot(path="/tmp/lumaweb-studio.png", full_page=True)
 
     # The detail page: both videos actually play from /media/.
@@ -220,7 +224,7 @@ def test_an_ended_session_signs_in_back_to_the_studio_and_a_refused_request_is_e
     page.get_by_label("Prompt").fill("a snowy winter night")
     page.get_by_role("button", name="Create video").click()
     expect(page).to_have_url(f"{e2e.url}/accounts/login/?next=/")
-    # A task waiting for its retry: its card keeps polling, successfully, every 3 s.
+    # A task waiting for its retry: the page keeps polling for its card, successfully, every 3 s.
     waiting = make_task(member, ModifyTask.State.SUBMITTING, prompt="waiting")
     note = failures.sentence("waiting_to_retry", reason="the provider is busy.")
     assert waiting.retry_later(3600, "rate limited", note)
@@ -240,9 +244,75 @@ def test_an_ended_session_signs_in_back_to_the_studio_and_a_refused_request_is_e
     expect(page.locator("#request-error")).to_contain_text("Reload the page")
     expect(page.locator("progress.upload-progress")).to_be_hidden()
     expect(page).to_have_url(f"{e2e.url}/")
-    with page.expect_response(lambda r: r.url.endswith(f"/tasks/{waiting.pk}/status/")) as polled:
+    with page.expect_response(lambda r: urlsplit(r.url).path == LIVE_URL) as polled:
         pass
-    assert polled.value.status == 200
+    assert polled.value.status == 204  # the card has not changed
+    assert parse_qs(urlsplit(polled.value.url).query)["since"][0].startswith(f"{waiting.pk}:")
     page.wait_for_timeout(300)  # htmx has handled that answer
-    assert page.locator("#request-error").is_visible(), "the card's successful poll hid the form's error"
+    assert page.locator("#request-error").is_visible(), "the page's successful poll hid the form's error"
     assert list(ModifyTask.objects.all()) == [waiting]
+
+
+def waiting_task(member, prompt):
+    """A task waiting an hour for its retry: the cluster leaves it alone while the test runs."""
+    task = make_task(member, S.SUBMITTING, prompt=prompt)
+    assert task.retry_later(3600, "rate limited", failures.sentence("waiting_to_retry", reason="the provider is busy."))
+    return task
+
+
+def test_one_poll_for_the_whole_page_whatever_its_cards(e2e, browser, page, member, clip):
+    waiting = [waiting_task(member, f"waiting {i}") for i in range(5)]
+    sent = []  # (path, since values) of every request the page makes
+    page.on("request", lambda r: r.url.startswith(e2e.url) and sent.append(
+        (urlsplit(r.url).path, parse_qs(urlsplit(r.url).query).get("since", []))))
+    sign_in(page, e2e, member)
+    cards = [page.locator(f"#task-{task.pk}") for task in waiting]
+    elapsed_before = cards[1].locator(".elapsed").inner_text()
+
+    # One request per interval for the five cards, each naming all five; nothing changed: 204.
+    start = len(sent)
+    page.wait_for_timeout(6500)
+    polls = sent[start:]
+    assert polls and all(path == LIVE_URL for path, _ in polls), polls
+    assert 1 <= len(polls) <= 3, f"{len(polls)} requests in 6.5 s for one page"
+    assert all(sorted(v.split(":")[0] for v in since) == sorted(str(t.pk) for t in waiting) for _, since in polls)
+    assert {status for _, path, status in page.evaluate("window.__htmx") if path == LIVE_URL} == {204}
+    # The cards not sent again still count their time.
+    assert cards[1].locator(".elapsed").inner_text() != elapsed_before
+
+    # One card fails: it alone is swapped in, in place; the other four stay the same elements.
+    page.evaluate("ids => ids.forEach(id => { document.getElementById(id).__kept = true; })",
+                  [f"task-{task.pk}" for task in waiting])
+    assert waiting[0].fail(failures.sentence("stopped_by_staff", username="sam"))
+    expect(cards[0]).to_have_attribute("data-state", "failed", timeout=10_000)
+    expect(cards[0].locator(".error")).to_have_text("Stopped by staff (sam).")
+    kept = page.evaluate("ids => ids.map(id => document.getElementById(id).__kept === true)",
+                         [f"task-{task.pk}" for task in waiting])
+    assert kept == [False, True, True, True, True]
+    with page.expect_request(lambda r: urlsplit(r.url).path == LIVE_URL) as next_poll:
+        pass
+    since = parse_qs(urlsplit(next_poll.value.url).query)["since"]  # the failed card is followed no more
+    assert sorted(v.split(":")[0] for v in since) == sorted(str(t.pk) for t in waiting[1:])
+
+    # All done: the final states come, then the polling stops.
+    for task in waiting[1:]:
+        assert task.fail(failures.sentence("stopped_by_staff", username="sam"))
+    for card in cards:
+        expect(card).to_have_attribute("data-state", "failed", timeout=10_000)
+    page.wait_for_function("() => window.__htmx.some(([, path, status]) => path === '/tasks/live/' && status === 286)")
+    stopped = len(sent)
+    page.wait_for_timeout(3500)
+    assert sent[stopped:] == [], "the page kept polling with nothing in flight"
+
+    # A new task starts the poll again, and it follows the new card to the end.
+    page.locator("#id_video").set_input_files(str(clip(seconds=1.5)))
+    page.get_by_label("Prompt").fill("a snowy winter night")
+    page.get_by_role("button", name="Create video").click()
+    new = page.locator("#task-list article.card").first
+    expect(new).to_have_attribute("data-state", "succeeded", timeout=SUCCEEDED_TIMEOUT_MS)
+    task = ModifyTask.objects.get(owner=member, prompt="a snowy winter night")
+    expect(new).to_have_attribute("id", f"task-{task.pk}")
+    restarted = [since for path, since in sent[stopped:] if path == LIVE_URL]
+    assert restarted and all([v.split(":")[0] for v in since] == [str(task.pk)] for since in restarted), restarted
+    assert page.evaluate("window.__noReload") == 1
+    assert page.problems == []

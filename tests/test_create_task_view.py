@@ -110,7 +110,8 @@ def test_htmx_submission_returns_the_new_card_and_a_fresh_form(signed_in, clip):
     assert "<html" not in page
     assert f'id="task-{task.pk}"' in page
     assert 'hx-swap-oob="afterbegin:#task-list"' in page
-    assert f'hx-get="/tasks/{task.pk}/status/"' in page  # the new card starts polling
+    assert f'<input type="hidden" name="since" value="{task.pk}:' in page  # the new card is followed...
+    assert re.search(r'<div id="live-status" hidden hx-swap-oob="true" hx-get="/tasks/live/" hx-trigger="every 3s"', page)  # ...by the page's poll, started again
     assert 'id="task-form"' in page
     # The form is empty again, ready for the next video.
     assert re.search(r'<textarea name="prompt"[^>]*>\s*</textarea>', page)

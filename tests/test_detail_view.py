@@ -46,8 +46,8 @@ def test_a_finished_task_shows_prompt_both_videos_and_downloads(signed_in, succe
     assert source_url.startswith("/media/sources/") and result_url.startswith("/media/results/")
     assert f'<video id="source-video" src="{source_url}"' in page
     assert f'<video id="result-video" src="{result_url}" poster="{poster_url}"' in page
-    assert f'<a class="button" href="{source_url}" download>Download original</a>' in page
-    assert re.search(rf'<a class="button" href="{re.escape(result_url)}" download>Download result \(\d+\.\d KB\)</a>', page)
+    assert f'<a class="button" href="{source_url}?download" download>Download original</a>' in page
+    assert re.search(rf'<a class="button" href="{re.escape(result_url)}\?download" download>Download result \(\d+\.\d KB\)</a>', page)
     assert f'href="/?remix={task.pk}">Remix</a>' in page
     assert "Result: 320×240, 2.0 s" in text_of(page)
     # The links really play: the archived bytes are served to a member.

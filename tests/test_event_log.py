@@ -87,6 +87,12 @@ def test_every_transition_leaves_its_event_with_its_actor_in_order(client, membe
     assert history(unarchived)[-2:] == [("fail", S.ARCHIVING, S.FAILED, Actor.SYSTEM),
                                         ("rearchive", S.FAILED, S.ARCHIVING, Actor.STAFF)]
     assert (unarchived.error_message, unarchived.finished_at) == ("", None)
+
+    waiting = make_task(member, S.SUBMITTING)  # over the provider's rate limit: back to the queue, its attempt given back
+    assert waiting.wait_for_slot(5, "the rate limit's next slot is in 5.0 s", "Waiting for a slot: …", url)
+    assert history(waiting)[-2:] == [("claim", S.QUEUED, S.SUBMITTING, Actor.SYSTEM),
+                                     ("wait_for_slot", S.SUBMITTING, S.QUEUED, Actor.SYSTEM)]
+    assert (waiting.submit_attempts, waiting.provider_video_url) == (0, url)
     assert task.events.get(kind="created").actor_user == member
     # Every row of the table was driven (the unlogged ones leave their mark on the task).
     kinds = set(TaskEvent.objects.values_list("kind", flat=True))

@@ -1,8 +1,11 @@
-"""GET /tasks/<id>/status/: the live status card the studio polls every few seconds.
+"""GET /tasks/<id>/status/: one live status card, which polls itself every few seconds.
 
+The studio now follows all its cards with one poll (tests/test_live_status.py);
+this endpoint stays for pages still open from before, whose cards each poll it.
 It only reads the database, and once the task is finished it answers 286 so htmx
 stops polling. A live task's card shows its ``status_note``; only a failed one shows
-``error_message``, with the way forward (try again, or the new attempt once made)."""
+``error_message``, with the way forward (try again, or the new attempt once made).
+The card is the studio's own, so these also check what the studio's cards show."""
 
 import re
 from datetime import timedelta

@@ -19,6 +19,7 @@ from team.roles import make_staff
 from tests.factories import make_key, make_member, make_task
 
 LOGIN, ADMIN_LOGIN, ADMIN, API = "login", "admin-login", "admin", "api"
+HEALTH = "health"  # 200, or 503 where no q cluster runs beside the test
 ROLES = ("anonymous", "member", "staff")
 
 # (pattern regex, method, {role: answer}); the first rule whose regex matches the pattern applies.
@@ -30,12 +31,15 @@ RULES = [
     (r"^tasks/<uuid:pk>/$", "GET", {"anonymous": LOGIN, "member": 200, "staff": 200}),
     # The live card is its owner's (staff watch the task's page instead).
     (r"^tasks/<uuid:pk>/status/$", "GET", {"anonymous": LOGIN, "member": 200, "staff": 404}),
+    # The studio's poll for its cards (htmx only): a plain visit is sent to the studio.
+    (r"^tasks/live/$", "GET", {"anonymous": LOGIN, "member": 302, "staff": 302}),
     (r"^tasks/<uuid:pk>/(share|retry)/$", "GET", {"anonymous": LOGIN, "member": 405, "staff": 405}),
     (r"^tasks/<uuid:pk>/staff/<slug:action>/$", "GET", {"anonymous": LOGIN, "member": 403, "staff": 405}),
     (r"^gallery/$", "GET", {"anonymous": LOGIN, "member": 200, "staff": 200}),
     (r"^media/<path:path>$", "GET", {"anonymous": LOGIN, "member": 200, "staff": 200}),
     (r"^callbacks/<str:token>/$", "GET", {"anonymous": 405, "member": 405, "staff": 405}),
-    (r"^healthz$", "GET", {"anonymous": 200, "member": 200, "staff": 200}),
+    (r"^healthz$", "GET", {"anonymous": HEALTH, "member": HEALTH, "staff": HEALTH}),
+    (r"^livez$", "GET", {"anonymous": 200, "member": 200, "staff": 200}),
     # An open invitation: its form to the anonymous invitee; a signed-in user is asked to sign out first.
     (r"^join/<str:token>/$", "GET", {"anonymous": 200, "member": 200, "staff": 200}),
     (r"^profile/(password/)?$", "GET", {"anonymous": LOGIN, "member": 200, "staff": 200}),
@@ -118,6 +122,8 @@ def test_each_url_answers_as_the_role_allows(client, world, role):
         got, expected = answer_of(response), answers[role]
         if expected == ADMIN:
             ok = got not in (LOGIN, ADMIN_LOGIN) and not (isinstance(got, int) and got >= 500)
+        elif expected == HEALTH:
+            ok = got in (200, 503)
         elif expected == API:
             ok = got not in (LOGIN, ADMIN_LOGIN) and got < 500
             sandbox_answers[pattern] = got

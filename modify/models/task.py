@@ -265,6 +265,16 @@ class ModifyTask(models.Model):
             callback_deadline=None, status_note=note,
         )
 
+    def wait_for_slot(self, delay_seconds, reason, note, video_url=""):
+        """submitting → queued without using up the attempt: the provider's limit has no slot free
+        now (``modify.limiter``), so nothing was sent; due again after ``delay_seconds``. An
+        uploaded source's ``video_url`` is kept, so the next attempt does not upload it again."""
+        kept = {"provider_video_url": video_url} if video_url else {}
+        return self.transition(
+            "wait_for_slot", detail=reason, next_submit_at=timezone.now() + timedelta(seconds=delay_seconds),
+            submit_attempts=F("submit_attempts") - 1, status_note=note, **kept,
+        )
+
     def generate_sent(self, deadline, api_key, video_url):
         """submitting → unconfirmed, just before generate goes out: from here on the provider may
         have created (and billed) the task, so it is never sent blindly again. ``deadline``: when

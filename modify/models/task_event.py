@@ -24,6 +24,7 @@ SUMMARIES = {
     "generate_sent": "Asked the provider to generate the video",
     "source_kept": "Fetched the video URL and checked it",
     "retry_later": "Will try again",
+    "wait_for_slot": "Waiting for a slot at the provider",
     "accepted": "The provider accepted the task",
     "late_answer": "The provider answered generate after the task had moved on",
     "no_answer": "The provider did not answer; waiting for its callback",
