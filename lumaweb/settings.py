@@ -90,7 +90,7 @@ MIDDLEWARE = [
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before checking the password
-    "django.contrib.auth.backends.ModelBackend",
+    "lumaweb.auth.CachedModelBackend",  # Django's, with the signed-in user kept in the cache
 ]
 
 ROOT_URLCONF = "lumaweb.urls"
@@ -118,7 +118,8 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'lumaweb.sqlite3'}"),
-        conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),  # reuse connections across requests (gunicorn threads)
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 INVITATIONS_PER_PAGE = 50
 # django-axes is the first authentication backend; a new member's first sign-in names the one that applies.
-MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+MODEL_BACKEND = "lumaweb.auth.CachedModelBackend"
 JOIN_PATH_SHOWN = "/join/[token]/"
 
 
