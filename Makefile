@@ -28,13 +28,9 @@ dev: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Every benchmark (bench/run_all.py), one after the other, then one table; under 10 minutes.
 bench: install
-	$(BIN)/python bench/bench_transform.py
-	$(BIN)/python bench/bench_status.py
-	$(BIN)/python bench/bench_admin.py
-	$(BIN)/python bench/bench_audit.py
-	$(BIN)/python bench/bench_stats.py
-	$(BIN)/python bench/bench_limiter.py
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) var

@@ -22,10 +22,6 @@ the limiter runs on the database. No assertions: the figures are for reading.
 
 import argparse
 import math
-import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,35 +29,26 @@ from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import table, world  # noqa: E402
+
 ARGS = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ARGS.add_argument("--tasks", type=int, default=200)
 ARGS.add_argument("--workers", type=int, default=4)
 ARGS.add_argument("--redis", action="store_true", help="keep REDIS_URL (else the limiter runs on the database)")
 OPTIONS = ARGS.parse_args()
 
-os.environ["LUMAWEB_VAR_DIR"] = tempfile.mkdtemp(prefix="lumaweb-bench-")
-os.environ.pop("DATABASE_URL", None)  # a throwaway SQLite file, never a real database
-if not OPTIONS.redis:
-    os.environ.pop("REDIS_URL", None)
-for name in ("LUMA_API_KEY", "LUMA_API_BASE", "LUMA_UPLOAD_BASE", "Q_CLUSTER_NAME", "SANDBOX_FAULTS"):
-    os.environ.pop(name, None)
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lumaweb.settings")
-PORT = (lambda s: (s.bind(("127.0.0.1", 0)), s.getsockname()[1], s.close())[1])(socket.socket())
+PORT = world.free_port()
 BASE_URL = f"http://127.0.0.1:{PORT}"
 KEYS = ("sandbox-key", "bench-second-key")
-os.environ.update(LOG_LEVEL="WARNING", PUBLIC_BASE_URL=BASE_URL, ALLOWED_HOSTS="127.0.0.1", SANDBOX_API_KEYS=",".join(KEYS),
-                  SANDBOX_MIN_SECONDS="0", SANDBOX_INITIAL_CREDITS=str(100 * OPTIONS.tasks))
-
-import django  # noqa: E402
-
-django.setup()
+world.throwaway(allowed_hosts="127.0.0.1", keep=("REDIS_URL",) if OPTIONS.redis else (), LOG_LEVEL="WARNING",
+                PUBLIC_BASE_URL=BASE_URL, SANDBOX_API_KEYS=",".join(KEYS), SANDBOX_MIN_SECONDS="0",
+                SANDBOX_INITIAL_CREDITS=str(100 * OPTIONS.tasks))
 
 import requests  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.files.base import ContentFile  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
@@ -73,24 +60,8 @@ from tests.clips import make_clip  # noqa: E402
 from tests.factories import make_key, make_member  # noqa: E402
 
 WINDOW = 10
+VERBOSE = {"LOG_LEVEL": "INFO"}  # the server and the cluster log what they do; this process only what goes wrong
 RATE_LIMIT_NOTE = "The provider is rate limiting requests."
-
-
-def start(command, env, log):
-    """A process of this run, in a session of its own (so that stopping it stops its children)."""
-    return subprocess.Popen([sys.executable, "manage.py", *command], cwd=ROOT, env={**os.environ, "LOG_LEVEL": "INFO", **env},
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(process):
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass
 
 
 def submit(owner, keys, source, count, label):
@@ -114,7 +85,8 @@ def busiest_window(moments):
 
 
 def run(label, owner, keys, source, app_env, sandbox_env, logs):
-    server = start(["runserver", "--noreload", f"127.0.0.1:{PORT}"], sandbox_env, open(logs / f"{label}-server.log", "w"))
+    server = world.manage(["runserver", "--noreload", f"127.0.0.1:{PORT}"], {**VERBOSE, **sandbox_env},
+                          logs / f"{label}-server.log")
     cluster = None
     try:
         deadline = time.monotonic() + 30
@@ -127,9 +99,10 @@ def run(label, owner, keys, source, app_env, sandbox_env, logs):
             if time.monotonic() > deadline:
                 raise SystemExit(f"the server did not start: see {logs}")
             time.sleep(0.2)
-        with _enqueued_later() as enqueued:
+        with world.enqueued_later() as enqueued:
             tasks = submit(owner, keys, source, OPTIONS.tasks, label)
-        cluster = start(["qcluster"], {**app_env, "Q_WORKERS": str(OPTIONS.workers)}, open(logs / f"{label}-cluster.log", "w"))
+        cluster = world.manage(["qcluster"], {**VERBOSE, **app_env, "Q_WORKERS": str(OPTIONS.workers)},
+                               logs / f"{label}-cluster.log")
         time.sleep(3)  # the cluster is up before the burst
         started = timezone.now()
         for task in enqueued:
@@ -158,26 +131,13 @@ def run(label, owner, keys, source, app_env, sandbox_env, logs):
         }
     finally:
         if cluster is not None:
-            stop(cluster)
-        stop(server)
-
-
-class _enqueued_later:
-    """Hold back the sending jobs of tasks being created, so that all are enqueued at the same moment."""
-
-    def __enter__(self):
-        self.held, self.real = [], enqueue.send_to_provider
-        enqueue.send_to_provider = self.held.append
-        return self.held
-
-    def __exit__(self, *exc):
-        enqueue.send_to_provider = self.real
+            world.stop(cluster)
+        world.stop(server)
 
 
 def main():
     logs = Path(settings.VAR_DIR) / "logs"
     logs.mkdir()
-    call_command("migrate", verbosity=0)
     owner = make_member("bench")
     keys = [make_key(f"Bench key {n + 1}", secret=secret) for n, secret in enumerate(KEYS)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -206,6 +166,16 @@ def main():
           f"{limited['waits'] / max(limited['waited'], 1):.2f} waits each; no attempt spent on waiting")
     print(f"ratio busiest/limit       : baseline {max(baseline['windows'].values()) / limit:.2f}, "
           f"limited {max(limited['windows'].values()) / limit:.2f} (target <= 1.00, no 429)")
+    busiest = max(limited["windows"].values())
+    sent = limited["unsent"] == 0 and limited["failed"] == 0
+    table.record(4, f"generate calls in any {WINDOW} s window per key, {OPTIONS.tasks} submissions at once",
+                 f"{', '.join(str(limited['windows'][key]) for key in KEYS)} (per key); 429 seen:"
+                 f" {limited['refused']}; all sent in {limited['seconds']:.0f} s",
+                 f"no limiter: {', '.join(str(baseline['windows'][key]) for key in KEYS)}",
+                 f"{busiest / limit:.2f}× the limit", f"≤ {limit} per key, no 429",
+                 busiest <= limit and not limited["refused"] and sent,
+                 f"{OPTIONS.workers} workers, {len(KEYS)} keys" + ("" if sent else
+                                                                   f"; unsent {limited['unsent']}, failed {limited['failed']}"))
 
 
 if __name__ == "__main__":

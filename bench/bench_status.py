@@ -28,10 +28,8 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -39,17 +37,12 @@ from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ["LUMAWEB_VAR_DIR"] = tempfile.mkdtemp(prefix="lumaweb-bench-")
-os.environ.pop("DATABASE_URL", None)  # a throwaway SQLite file, never a real database
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lumaweb.settings")
-os.environ["ALLOWED_HOSTS"] = "testserver,127.0.0.1"
 
-import django  # noqa: E402
+from bench import table, world  # noqa: E402
 
-django.setup()
+world.throwaway(allowed_hosts="testserver,127.0.0.1")
 
 from django.conf import settings  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
@@ -118,12 +111,6 @@ def queries_of(client, url):
     return [q["sql"] for q in captured]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def through_gunicorn(cookie, targets):
     """requests/s for each target through gunicorn and wrk; None (with a note) when either is missing."""
     gunicorn = shutil.which("gunicorn", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
@@ -132,7 +119,7 @@ def through_gunicorn(cookie, targets):
         missing = " and ".join(name for name, path in (("gunicorn", gunicorn), ("wrk", wrk)) if not path)
         print(f"\ngunicorn + wrk: skipped, {missing} not installed (wrk: apt-get install wrk).")
         return None
-    port = free_port()
+    port = world.free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port)}
     server = subprocess.Popen([gunicorn, "-c", str(ROOT / "lumaweb" / "gunicorn.conf.py")], cwd=ROOT, env=env,
@@ -171,7 +158,6 @@ def verdict(ratio):
 
 
 def main():
-    call_command("migrate", verbosity=0)
     user = populate()
     client = Client()
     client.force_login(user)
@@ -183,7 +169,8 @@ def main():
     baseline = ms[BASELINE]
     print(f"cards in flight on the page : {CARDS} (beside {OTHER_TASKS} finished tasks of the member)")
     print(f"sessions                    : {settings.SESSION_ENGINE}, cache {settings.CACHES['default']['BACKEND']}")
-    print(f"page poll SQL queries       : {len(queries)} (user, the cards' versions; the session from the cache)")
+    tables = ", ".join(re.search(r'FROM "?(\w+)', sql).group(1) if "FROM" in sql else sql[:30] for sql in queries)
+    print(f"page poll SQL queries       : {len(queries)} ({tables}; the session from the cache)")
     print(f"\nin-process (django.test.Client), fastest of {ROUNDS} interleaved rounds of {REQUESTS} requests")
     print(f"{'figure':28} {'ms/request':>10} {'requests/s':>11} {'× baseline':>11}")
     for name, value in ms.items():
@@ -191,6 +178,11 @@ def main():
     old_page = ms[OLD] * CARDS
     print(f"{'10 cards the old way':28} {old_page:10.3f} {1000 / old_page:11.0f} {baseline / old_page:10.2f}x")
     verdict(baseline / ms[UNCHANGED])
+    table.record(3, f"status poll throughput: the studio's one poll, {CARDS} cards in flight, unchanged (204)",
+                 f"{1000 / ms[UNCHANGED]:.0f} requests/s, {len(queries)} SQL quer{'y' if len(queries) == 1 else 'ies'}",
+                 f"/livez {1000 / baseline:.0f} requests/s", f"{baseline / ms[UNCHANGED]:.2f}×", f"≥ {TARGET}×",
+                 baseline / ms[UNCHANGED] >= TARGET, "in-process; the old way, a poll per card: "
+                 f"{baseline / old_page:.2f}×")
 
     rates = through_gunicorn(f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}", targets)
     if rates:
@@ -200,6 +192,10 @@ def main():
         for name, rate in rates.items():
             print(f"{name:28} {rate:11.0f} {rate / rates[BASELINE]:10.2f}x")
         verdict(rates[UNCHANGED] / rates[BASELINE])
+        table.record("3 (gunicorn)", f"status poll throughput through gunicorn + wrk, {CARDS} cards, unchanged",
+                     f"{rates[UNCHANGED]:.0f} requests/s", f"/livez {rates[BASELINE]:.0f} requests/s",
+                     f"{rates[UNCHANGED] / rates[BASELINE]:.2f}×", f"≥ {TARGET}×",
+                     rates[UNCHANGED] / rates[BASELINE] >= TARGET)
 
 
 if __name__ == "__main__":

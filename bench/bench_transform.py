@@ -4,9 +4,11 @@ Run: .venv/bin/python bench/bench_transform.py
 
 Absolute times depend on the machine, so the figure to watch is the ratio to
 a decode + re-encode baseline measured in the same run with the same encoder
-settings. Each step runs (best of three) in a fresh forked child, so its peak-RSS growth is
+settings, on a 10 s clip at 640x360 and at 1280x720 (24 fps, with sound).
+Each step runs (best of three) in a fresh forked child, so its peak-RSS growth is
 its own and not inflated by whatever ran before it; a transform that held
-every frame would show growth of hundreds of MB on this 10 s 640x360 clip.
+every frame would show growth of hundreds of MB on these clips.
+Target (issue 7): at most 2.5x the baseline at 720p.
 """
 
 import multiprocessing as mp
@@ -20,8 +22,12 @@ import av
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import table  # noqa: E402
 from tests.clips import make_clip  # noqa: E402
 from sandbox.effects import X264_OPTIONS, transform_video  # noqa: E402
+
+SIZES = ((640, 360), (1280, 720))
+TARGET = 2.5  # at 720p
 
 
 def baseline(src: Path, dst: Path) -> int:
@@ -71,14 +77,22 @@ def measure(step, src: Path, dst: Path, runs: int = 3) -> tuple[float, int, int]
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        start = time.perf_counter()
-        src = make_clip(tmp / "src.mp4", seconds=10, width=640, height=360, fps=24, audio=True)
-        print(f"clip: 10 s 640x360 24 fps + AAC, made in {time.perf_counter() - start:.2f} s")
-        base_s, base_frames, base_rss = measure(baseline, src, tmp / "base.mp4")
-        tr_s, tr_frames, tr_rss = measure(transform, src, tmp / "out.mp4")
-    print(f"baseline decode+encode : {base_s:6.2f} s  {base_frames / base_s:7.1f} fps  peak RSS +{base_rss / 1024:.1f} MiB")
-    print(f"transform_video        : {tr_s:6.2f} s  {tr_frames / tr_s:7.1f} fps  peak RSS +{tr_rss / 1024:.1f} MiB")
-    print(f"ratio transform/baseline: {tr_s / base_s:.2f}x  (frames {tr_frames} vs {base_frames})")
+        for width, height in SIZES:
+            start = time.perf_counter()
+            src = make_clip(tmp / f"src-{height}.mp4", seconds=10, width=width, height=height, fps=24, audio=True)
+            print(f"clip: 10 s {width}x{height} 24 fps + AAC, made in {time.perf_counter() - start:.2f} s")
+            base_s, base_frames, base_rss = measure(baseline, src, tmp / "base.mp4")
+            tr_s, tr_frames, tr_rss = measure(transform, src, tmp / "out.mp4")
+            ratio = tr_s / base_s
+            print(f"  baseline decode+encode : {base_s:6.2f} s  {base_frames / base_s:7.1f} fps"
+                  f"  peak RSS +{base_rss / 1024:.1f} MiB")
+            print(f"  transform_video        : {tr_s:6.2f} s  {tr_frames / tr_s:7.1f} fps  peak RSS +{tr_rss / 1024:.1f} MiB")
+            print(f"  ratio transform/baseline: {ratio:.2f}x  (frames {tr_frames} vs {base_frames})")
+            at_720 = height >= 720
+            table.record("7" if at_720 else "7 (360p)", f"sandbox transform, 10 s {width}x{height} clip",
+                         f"{tr_s:.2f} s, peak RSS +{tr_rss / 1024:.0f} MiB",
+                         f"decode+encode {base_s:.2f} s, +{base_rss / 1024:.0f} MiB", f"{ratio:.2f}×",
+                         f"≤ {TARGET}×" if at_720 else "reported", ratio <= TARGET if at_720 else None)
 
 
 if __name__ == "__main__":
